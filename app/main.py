@@ -1,0 +1,233 @@
+"""Composition: a Config (and a database URL) in, the running ASGI app out.
+
+This is one of the few modules that builds engines and clients; settings are read by app.cli only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Config, ConfigError, IntegrationConfig
+from app.db import create_engine, libpq_url
+from app.delivery import Target, Worker, WorkerOptions
+from app.ingest import Route
+from app.limits import Defaults
+from app.opsgenie import Client
+from app.outbox import RetryPolicy
+from app.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from app.web.routes import routes
+from app.web.webhooks import Endpoint
+
+log = logging.getLogger("alertbridge")
+access_log = logging.getLogger("alertbridge.access")
+
+
+def load_template(integration: IntegrationConfig, index: int, config: Config) -> CompiledTemplate:
+    try:
+        name, source = load_template_source(integration.template, config.base_dir)
+        return compile_template(source, name)
+    except TemplateError as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise ConfigError(f"{config.source}: integrations[{index}].template: {exc.message}{where}") from None
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """Everything derived from the config, ready to serve."""
+
+    config: Config
+    endpoints: dict[str, Endpoint]
+    routes: dict[str, Route]
+    targets: dict[str, Target]
+    templates: dict[str, CompiledTemplate]
+
+
+def build_bridge(config: Config) -> Bridge:
+    limits = RenderLimits(
+        timeout_seconds=config.rendering.timeout_seconds,
+        max_output_bytes=config.rendering.max_output_bytes,
+        max_events=config.rendering.max_events,
+    )
+    endpoints: dict[str, Endpoint] = {}
+    routes_: dict[str, Route] = {}
+    targets: dict[str, Target] = {}
+    templates: dict[str, CompiledTemplate] = {}
+    for i, integ in enumerate(config.integrations):
+        template = load_template(integ, i, config)
+        t = integ.target
+        route = Route(
+            name=integ.name,
+            template=template,
+            defaults=Defaults(team=t.default_team, priority=t.default_priority, source=t.default_source),
+            scope_aliases=t.scope_aliases,
+            forward_unknown=integ.forward_unknown,
+            render_limits=limits,
+            max_json_depth=config.server.max_json_depth,
+        )
+        routes_[integ.name] = route
+        templates[integ.name] = template
+        endpoints[integ.name] = Endpoint(
+            route=route,
+            tokens=tuple(str(tok).encode() for tok in integ.tokens),
+            allow_unauthenticated=getattr(integ, "allow_unauthenticated", False),
+            enabled=integ.enabled,
+        )
+        targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key))
+    return Bridge(config, endpoints, routes_, targets, templates)
+
+
+def worker_options(config: Config) -> WorkerOptions:
+    d = config.delivery
+    return WorkerOptions(
+        max_in_flight=d.max_in_flight,
+        poll_interval=d.poll_interval_seconds,
+        lease_seconds=d.lease_seconds,
+        shutdown_grace=d.shutdown_grace_seconds,
+        confirm_creates=d.confirm_creates,
+        retry=RetryPolicy(
+            backoff_base=d.backoff_base_seconds,
+            backoff_max=d.backoff_max_seconds,
+            max_age=d.max_age_seconds,
+            config_error_retry=d.config_error_retry_seconds,
+            config_error_max_age=d.config_error_max_age_seconds,
+        ),
+    )
+
+
+def build_worker(bridge: Bridge, engine: AsyncEngine, database_url: str, *, name: str | None = None) -> Worker:
+    d = bridge.config.delivery
+    client = Client(timeout=d.timeout_seconds, max_in_flight=d.max_in_flight)
+    return Worker(engine, client, bridge.targets, worker_options(bridge.config),
+                  listen_url=libpq_url(database_url), name=name)
+
+
+async def sync_integrations(engine: AsyncEngine, bridge: Bridge) -> None:
+    """Provisioning, Grafana style: file-managed rows follow the file; ones no longer in it are disabled.
+    No secret is written (tokens and API keys stay in the file / environment)."""
+    async with engine.begin() as conn:
+        for name, route in bridge.routes.items():
+            integ = next(i for i in bridge.config.integrations if i.name == name)
+            settings: dict[str, Any] = {
+                "default_team": integ.target.default_team,
+                "default_priority": integ.target.default_priority,
+                "default_source": integ.target.default_source,
+                "scope_aliases": integ.target.scope_aliases,
+                "forward_unknown": integ.forward_unknown,
+                "tokens": len(integ.tokens),
+            }
+            await conn.execute(
+                text(
+                    """
+                    INSERT INTO integrations (name, template, template_sha256, target_base_url, target_region,
+                                              settings, managed_by, enabled)
+                    VALUES (:name, :template, :sha, :base, :region, CAST(:settings AS jsonb), 'file', :enabled)
+                    ON CONFLICT (name) DO UPDATE SET
+                        template = EXCLUDED.template, template_sha256 = EXCLUDED.template_sha256,
+                        target_base_url = EXCLUDED.target_base_url, target_region = EXCLUDED.target_region,
+                        settings = EXCLUDED.settings, managed_by = 'file', enabled = EXCLUDED.enabled,
+                        updated_at = now()
+                    WHERE (integrations.template, integrations.template_sha256, integrations.target_base_url,
+                           integrations.target_region, integrations.settings, integrations.managed_by,
+                           integrations.enabled)
+                          IS DISTINCT FROM
+                          (EXCLUDED.template, EXCLUDED.template_sha256, EXCLUDED.target_base_url,
+                           EXCLUDED.target_region, EXCLUDED.settings, 'file', EXCLUDED.enabled)
+                    """
+                ),
+                {
+                    "name": name,
+                    "template": integ.template,
+                    "sha": route.template.sha256,
+                    "base": integ.target.base_url,
+                    "region": integ.target.region,
+                    "settings": json.dumps(settings),
+                    "enabled": integ.enabled,
+                },
+            )
+        await conn.execute(
+            text(
+                "UPDATE integrations SET enabled = false, updated_at = now() "
+                "WHERE managed_by = 'file' AND enabled AND NOT (name = ANY(:names))"
+            ),
+            {"names": list(bridge.routes)},
+        )
+
+
+class AccessLog:
+    """One log line per request: method, path (never the query string, which may carry ?token=), status, ms."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %s %.1fms', client[0] if client else "-", scope["method"], scope["path"], status,
+                (time.perf_counter() - start) * 1000,
+            )
+
+
+def build_app(
+    bridge: Bridge,
+    database_url: str,
+    *,
+    run_worker: bool = True,
+    emulator: Starlette | None = None,
+    engine: AsyncEngine | None = None,
+) -> Starlette:
+    """The bridge as an ASGI app. The lifespan opens the engine, provisions integrations, runs the worker."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        eng = engine or create_engine(database_url)
+        app.state.engine = eng
+        await sync_integrations(eng, bridge)
+        worker = build_worker(bridge, eng, database_url) if run_worker else None
+        task = None
+        if worker is not None:
+            import asyncio
+
+            task = asyncio.create_task(worker.run_forever())
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None and task is not None:
+                worker.stop()
+                await task
+                await worker.client.aclose()
+            if engine is None:
+                await eng.dispose()
+
+    app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
+    app.state.endpoints = bridge.endpoints
+    app.state.max_body_bytes = bridge.config.server.max_body_bytes
+    app.state.emulator_mounted = emulator is not None
+    return app

@@ -1,0 +1,76 @@
+"""Shared fixtures: one real PostgreSQL per test session (the embedded wheel, or
+ALERTBRIDGE_TEST_DATABASE_URL), a template database built by the real Alembic migrations, and a fresh
+database cloned from it for every test that asks (``CREATE DATABASE ... TEMPLATE``: fast and isolated)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import embedded
+from app.db import create_engine, libpq_url, migrate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEMPLATE_DB = "alertbridge_test_template"
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A libpq URL of a database on a server where we may CREATE DATABASE."""
+    external = os.environ.get("ALERTBRIDGE_TEST_DATABASE_URL")
+    if external:
+        yield libpq_url(external)
+        return
+    data_dir = tmp_path_factory.mktemp("pg")
+    yield embedded.start(data_dir, "postgres", cleanup="delete")
+
+
+def _url_for(admin_url: str, dbname: str) -> str:
+    return make_url(admin_url).set(database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> str:
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    migrate(_url_for(pg_admin_url, TEMPLATE_DB))
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test (libpq URL)."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield _url_for(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit psycopg connection for asserting on rows."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
