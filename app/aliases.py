@@ -30,9 +30,7 @@ class Decision:
     count_delta: int = 0
 
 
-def decide(
-    state: str | None, action: str, *, create_pending: bool = False, forward_unknown: bool = False
-) -> Decision:
+def decide(state: str | None, action: str, *, create_pending: bool = False, forward_unknown: bool = False) -> Decision:
     """The next step for ``action`` on an alias whose state is ``state`` (None: never seen).
 
     ``create_pending``: a create for this alias is queued and not yet sent.
@@ -78,9 +76,10 @@ async def lock(conn: AsyncConnection, integration: str, aliases: list[str]) -> N
 
 async def load(conn: AsyncConnection, integration: str, alias: str) -> dict[str, Any] | None:
     row = (
-        await conn.execute(
-            text(
-                """
+        (
+            await conn.execute(
+                text(
+                    """
                 SELECT a.state, a.generation, a.count,
                        EXISTS (SELECT 1 FROM outbox o
                                WHERE o.integration = a.integration AND o.alias = a.alias
@@ -88,10 +87,13 @@ async def load(conn: AsyncConnection, integration: str, alias: str) -> dict[str,
                                  AND o.status = 'pending') AS create_pending
                 FROM aliases a WHERE a.integration = :i AND a.alias = :a
                 """
-            ),
-            {"i": integration, "a": alias},
+                ),
+                {"i": integration, "a": alias},
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 

@@ -62,7 +62,7 @@ def _database_url(config: Any, *, start_embedded: bool = True) -> str:
     if not start_embedded:
         raise CliError("no database configured (ALERTBRIDGE_DATABASE_URL or [database].url)")
     data_dir = settings.DATA_DIR or config.database.data_dir
-    log.info("starting the embedded PostgreSQL in %s", Path(data_dir).resolve() / "pgdata")
+    log.info("embedded PostgreSQL: %s", Path(data_dir).resolve() / "pgdata")
     return embedded.start(Path(data_dir))
 
 
@@ -99,10 +99,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
     app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
     if demo:
-        log.info("demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
-                 "http://%s:%s/emulator", ", ".join(bridge.routes), host, port)
-    uv = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=settings.LOG_LEVEL.lower(),
-                        timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5, lifespan="on")
+        log.info(
+            "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
+            "http://%s:%s/emulator",
+            ", ".join(bridge.routes),
+            host,
+            port,
+        )
+    uv = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=settings.LOG_LEVEL.lower(),
+        timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
+        lifespan="on",
+    )
     server = uvicorn.Server(uv)
     # uvicorn handles SIGTERM (graceful shutdown) and re-raises it afterwards; with this handler in place the
     # re-raised signal is a no-op, so a clean shutdown exits 0.
@@ -199,10 +211,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         name, source = load_template_source(args.template, Path.cwd())
         template = compile_template(source, name)
     except TemplateError as exc:
-        raise CliError(f"template {args.template}: {exc.message}" + (f" (line {exc.line})" if exc.line else ""))
+        where = f" (line {exc.line})" if exc.line else ""
+        raise CliError(f"template {args.template}: {exc.message}{where}") from None
     body = Path(args.payload).read_bytes() if args.payload != "-" else sys.stdin.buffer.read()
-    route = Route(name=scope or args.integration or "render", template=template, defaults=defaults,
-                  scope_aliases=scope is not None)
+    route = Route(
+        name=scope or args.integration or "render",
+        template=template,
+        defaults=defaults,
+        scope_aliases=scope is not None,
+    )
     prepared = prepare(route, Inbound(body=body, content_type="application/json"))
     if prepared.error is not None:
         print(json.dumps({"status": prepared.status.value, "error": prepared.error}, indent=2, ensure_ascii=False))
@@ -266,8 +283,12 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     from app.emulator import build_app as build_emulator
 
     app = build_emulator(api_keys=args.api_key or None, processing_delay=args.processing_delay)
-    log.info("OpsGenie emulator on http://%s:%s (GenieKey: %s)", args.host, args.port,
-             "any" if not args.api_key else f"{len(args.api_key)} configured key(s)")
+    log.info(
+        "OpsGenie emulator on http://%s:%s (GenieKey: %s)",
+        args.host,
+        args.port,
+        "any" if not args.api_key else f"{len(args.api_key)} configured key(s)",
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.LOG_LEVEL.lower(), access_log=False)
     return 0
 
@@ -309,7 +330,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--base-url", help="OpsGenie base URL for the printed requests (default: the US API)")
     r.set_defaults(func=cmd_render)
 
-    rp = sub.add_parser("replay", help="re-run stored webhooks through the current template, or re-queue dead deliveries")
+    rp = sub.add_parser(
+        "replay", help="re-run stored webhooks through the current template, or re-queue dead deliveries"
+    )
     with_config(rp)
     rp.add_argument("event_ids", nargs="*", type=int, metavar="EVENT_ID", help="inbound_events.id to replay")
     rp.add_argument("--force", action="store_true", help="replay webhooks that were processed already")
@@ -330,9 +353,8 @@ def parser() -> argparse.ArgumentParser:
     with_config(d)
     d.set_defaults(func=cmd_db_url)
 
-    q = sub.add_parser("psql", help="open psql on the database in use")
-    with_config(q)
-    q.add_argument("psql_args", nargs=argparse.REMAINDER)
+    q = sub.add_parser("psql", help="open psql on the database in use; other arguments go to psql (e.g. -c 'SQL')")
+    q.add_argument("--config", help="TOML config file (default: $ALERTBRIDGE_CONFIG)")
     q.set_defaults(func=cmd_psql)
     return p
 
@@ -341,9 +363,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app import settings
 
     _setup_logging(settings.LOG_LEVEL)
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["psql"]:  # everything after `psql` (but --config) is for psql itself
+        args, rest = parser().parse_known_args(argv)
+        args.psql_args = rest
+    else:
+        args = parser().parse_args(argv)
     if args.command is None:
-        args = parser().parse_args(["serve", *(argv or sys.argv[1:])])
+        args = parser().parse_args(["serve", *argv])
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -124,7 +124,9 @@ class _Ctx:
                 return "${"
             name = match.group(1)
             if name is None:
-                raise self.error(path, "malformed '${': write ${NAME} (letters, digits, '_') or '$${' for a literal '${'")
+                raise self.error(
+                    path, "malformed '${': write ${NAME} (letters, digits, '_') or '$${' for a literal '${'"
+                )
             if name not in self.env:
                 raise self.error(path, f"environment variable {name} is not set")
             return self.env[name]
@@ -434,7 +436,8 @@ def _integrations(raw: Any, ctx: _Ctx) -> tuple[IntegrationConfig, ...]:
         if integration.name in first_index:
             raise ctx.error(
                 f"integrations[{i}].name",
-                f"duplicate integration name {integration.name!r} (also integrations[{first_index[integration.name]}].name)",
+                f"duplicate integration name {integration.name!r} "
+                f"(also integrations[{first_index[integration.name]}].name)",
             )
         first_index[integration.name] = i
         integrations.append(integration)

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,6 +25,8 @@ from app.db import is_unavailable
 from app.opsgenie import (
     Client,
     Outcome,
+    Request,
+    Response,
     build_request,
     build_status_request,
     classify,
@@ -82,33 +84,57 @@ class Worker:
 
     # --- one row ----------------------------------------------------------------------------------------
 
-    async def _wait_for_create(self, row: outbox.Claimed, target: Target) -> tuple[str, outbox.Attempt] | None:
-        """Before an ack/close/note: has OpsGenie processed this alias's create? None: go ahead."""
+    async def _call(
+        self, kind: str, request: Request, api_key: str, *, action: str, request_id: str | None = None
+    ) -> tuple[Response | None, Outcome, outbox.Attempt]:
+        """One HTTP call to OpsGenie, classified, as the attempt row it becomes."""
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        response: Response | None = None
+        try:
+            response = await self.client.send(request, api_key)
+            outcome = classify(response.status, response.headers, response.body, action)
+        except Exception as exc:
+            outcome = classify_exception(exc, getattr(self.client, "timeout", None))
+        attempt = outbox.Attempt(
+            kind=kind,
+            method=request.method,
+            url=request.url,
+            started_at=started,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            http_status=response.status if response else None,
+            outcome=outcome.kind,
+            reason=outcome.reason,
+            request_id=request_id or outcome.request_id,
+            response_snippet=_snippet(response.body) if response else None,
+        )
+        return response, outcome, attempt
+
+    async def _create_processed(self, row: outbox.Claimed, target: Target) -> bool:
+        """Before an ack/close/note: has OpsGenie processed this alias's create? (OpsGenie processes requests
+        asynchronously, so an action sent too early fails with "Alert does not exist".) False means wait; any
+        answer other than "not processed yet" — including an error — means go ahead."""
         async with self.engine.connect() as conn:
             pending = await outbox.alias_create_status(conn, row)
         if pending is None:
-            return None
-        request = build_status_request(target.base_url, pending["create_request_id"])
-        started, t0 = datetime.now(UTC), time.perf_counter()
-        try:
-            response = await self.client.send(request, target.api_key)
-        except Exception as exc:  # the status endpoint is advisory: on failure, send anyway
-            log.info("outbox %s: request status check failed (%s); sending anyway", row.id, type(exc).__name__)
-            return None
-        status = parse_request_status(response.status, response.headers, response.body)
-        attempt = outbox.Attempt(
-            kind="status_check", method=request.method, url=request.url, started_at=started,
-            latency_ms=(time.perf_counter() - t0) * 1000, http_status=response.status,
-            outcome="waiting" if status.state == "pending" else "confirmed",
-            reason=f"create request {status.state}" + (f": {status.status}" if status.status else ""),
-            request_id=pending["create_request_id"], response_snippet=_snippet(response.body),
+            return True
+        request_id = pending["create_request_id"]
+        request = build_status_request(target.base_url, request_id)
+        response, _, attempt = await self._call(
+            "status_check", request, target.api_key, action="status", request_id=request_id
         )
-        if status.state == "pending":
-            return "waiting", attempt
+        status = parse_request_status(response.status, response.headers, response.body) if response else None
+        waiting = status is not None and status.state == "pending"
+        detail = f"create request {status.state}" + (f": {status.status}" if status.status else "") if status else ""
+        attempt = replace(attempt, outcome="waiting" if waiting else "confirmed", reason=detail or attempt.reason)
+        delay = outbox.next_retry("waiting", row.attempts + 1, row.age, self.options.retry) if waiting else None
         async with self.engine.begin() as conn:
-            await outbox.confirm_create(conn, row, status.alert_id)
             await outbox.record_attempt(conn, row.id, row.attempts, self.name, attempt)
-        return None
+            if waiting and delay is not None:
+                error = "waiting for OpsGenie to process the alias's create"
+                await outbox.mark_retry(conn, row, delay=delay, outcome="waiting", error=error, attempts=row.attempts)
+                return False
+            await outbox.confirm_create(conn, row, status.alert_id if status else None)
+        return True  # processed, unknown, or waited as long as max_age allows: send
 
     async def process(self, row: outbox.Claimed) -> None:
         target = self.targets.get(row.integration)
@@ -117,41 +143,12 @@ class Worker:
             await self._record(row, outcome, None)
             return
         if self.options.confirm_creates and row.action in ("acknowledge", "close", "note"):
-            waiting = await self._wait_for_create(row, target)
-            if waiting is not None:
-                _, attempt = waiting
-                delay = outbox.next_retry("waiting", row.attempts + 1, row.age, self.options.retry)
-                async with self.engine.begin() as conn:
-                    await outbox.record_attempt(conn, row.id, row.attempts, self.name, attempt)
-                    if delay is None:  # waited too long: send anyway
-                        pass
-                    else:
-                        await outbox.mark_retry(
-                            conn, row, delay=delay, outcome="waiting",
-                            error="waiting for OpsGenie to process the alias's create", attempts=row.attempts,
-                        )
-                        return
+            if not await self._create_processed(row, target):
+                return
         request = build_request(
             target.base_url, row.action, row.opsgenie_alias, row.payload, traceparent=row.traceparent
         )
-        started, t0 = datetime.now(UTC), time.perf_counter()
-        try:
-            response = await self.client.send(request, target.api_key)
-        except Exception as exc:
-            outcome = classify_exception(exc, getattr(self.client, "timeout", None))
-            attempt = outbox.Attempt(
-                kind="send", method=request.method, url=request.url, started_at=started,
-                latency_ms=(time.perf_counter() - t0) * 1000, http_status=None, outcome=outcome.kind,
-                reason=outcome.reason, request_id=None, response_snippet=None,
-            )
-            await self._record(row, outcome, attempt)
-            return
-        outcome = classify(response.status, response.headers, response.body, row.action)
-        attempt = outbox.Attempt(
-            kind="send", method=request.method, url=request.url, started_at=started,
-            latency_ms=response.elapsed * 1000, http_status=response.status, outcome=outcome.kind,
-            reason=outcome.reason, request_id=outcome.request_id, response_snippet=_snippet(response.body),
-        )
+        _, outcome, attempt = await self._call("send", request, target.api_key, action=row.action)
         await self._record(row, outcome, attempt)
 
     async def _record(self, row: outbox.Claimed, outcome: Outcome, attempt: outbox.Attempt | None) -> None:
@@ -164,8 +161,10 @@ class Worker:
                 return
             delay = outbox.next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
             if delay is None:
-                error = outcome.reason if outcome.kind == "rejected" else (
-                    f"gave up after {n} attempts over {row.age:.0f}s: {outcome.reason}"
+                error = (
+                    outcome.reason
+                    if outcome.kind == "rejected"
+                    else (f"gave up after {n} attempts over {row.age:.0f}s: {outcome.reason}")
                 )
                 await outbox.mark_dead(conn, row, outcome=outcome.kind, error=error, attempts=n)
                 log.warning("outbox %s (%s %s) dead: %s", row.id, row.action, row.alias, error)
@@ -174,35 +173,6 @@ class Worker:
                 log.info("outbox %s (%s %s) retry in %.1fs: %s", row.id, row.action, row.alias, delay, outcome.reason)
 
     # --- the loop ---------------------------------------------------------------------------------------
-
-    async def run_once(self) -> int:
-        """Claim what is due now (up to max_in_flight), deliver it, wait for it. For tests and scripts."""
-        async with self.engine.begin() as conn:
-            rows = await outbox.claim(
-                conn, worker=self.name, limit=self.options.max_in_flight, lease_seconds=self.options.lease_seconds
-            )
-        await asyncio.gather(*(self._guarded(r) for r in rows))
-        return len(rows)
-
-    async def drain(self, timeout: float = 30.0) -> None:
-        """Run until no row is due or waiting briefly (tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if await self.run_once() == 0:
-                async with self.engine.connect() as conn:
-                    from sqlalchemy import text
-
-                    left = (
-                        await conn.execute(
-                            text(
-                                "SELECT count(*) FROM outbox WHERE status IN ('pending','in_flight') "
-                                "AND next_attempt_at <= now() + interval '2 seconds'"
-                            )
-                        )
-                    ).scalar_one()
-                if not left:
-                    return
-                await asyncio.sleep(0.05)
 
     async def _guarded(self, row: outbox.Claimed) -> None:
         try:

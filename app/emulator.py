@@ -10,7 +10,7 @@ Every API route exists under ``""`` (OpsGenie) and ``"/jsm/ops/integration"`` (J
     GET  {p}/v2/alerts/requests/{requestId}               request status
     GET  {p}/v2/alerts/{id}?identifierType=...            one alert (by alias: the open one, else the newest)
     GET  {p}/v2/alerts?query=...&limit=100                newest first; query terms joined by " AND ":
-                                                          status:open|closed, alias:<x>, tinyId:<n>, acknowledged:true|false
+                                        status:open|closed, alias:<x>, tinyId:<n>, acknowledged:true|false
 
 Control endpoints (no auth): GET /_control (help), GET/POST/DELETE /_control/faults, GET /_control/requests,
 POST /_control/reset, GET /_control/alerts (same as the listing). Keys are never logged or echoed.
@@ -24,7 +24,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -53,11 +53,11 @@ LIST_FILTERS = ("status", "alias", "tinyId", "acknowledged")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms_since(iso: str) -> int:
-    return int((datetime.now(timezone.utc) - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds() * 1000)
+    return int((datetime.now(UTC) - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds() * 1000)
 
 
 def _mask(name: str, value: str) -> str:
@@ -208,9 +208,18 @@ class EmulatorState:
         request_id = str(uuid4())
         headers = {k.lower(): _mask(k.lower(), v) for k, v in request.headers.items()}
         entry: dict[str, Any] = {
-            "seq": len(self.requests) + 1, "at": _now(), "method": request.method, "path": "/" + "/".join(segs),
-            "raw_path": raw_path, "prefix": prefix, "query": dict(request.query_params), "headers": headers,
-            "json": None, "status": None, "request_id": request_id, "traceparent": headers.get("traceparent"),
+            "seq": len(self.requests) + 1,
+            "at": _now(),
+            "method": request.method,
+            "path": "/" + "/".join(segs),
+            "raw_path": raw_path,
+            "prefix": prefix,
+            "query": dict(request.query_params),
+            "headers": headers,
+            "json": None,
+            "status": None,
+            "request_id": request_id,
+            "traceparent": headers.get("traceparent"),
         }
         self.requests.append(entry)
         status, body, extra = await self._api(request, segs, entry)
@@ -264,7 +273,11 @@ class EmulatorState:
             return self._status_response(segs[3])
         itype = params.get("identifierType", "id")
         if route in ("get", "action") and itype not in ("id", "alias", "tiny"):
-            return 422, {"message": "Request is not valid", "errors": {"identifierType": "must be id, alias or tiny"}}, {}
+            return (
+                422,
+                {"message": "Request is not valid", "errors": {"identifierType": "must be id, alias or tiny"}},
+                {},
+            )
         if route == "get":
             alert = self.find_alert(segs[2], itype)
             return (200, {"data": alert}, {}) if alert else (404, {"message": "Alert does not exist"}, {})
@@ -281,8 +294,11 @@ class EmulatorState:
         if errors:
             return 422, {"message": "Request body is not valid", "errors": errors}, {}
         job = {
-            "request_id": entry["request_id"], "verb": "create" if route == "create" else segs[3],
-            "identifier": segs[2] if route == "action" else None, "identifier_type": itype, "body": body,
+            "request_id": entry["request_id"],
+            "verb": "create" if route == "create" else segs[3],
+            "identifier": segs[2] if route == "action" else None,
+            "identifier_type": itype,
+            "body": body,
             "integration_id": str(uuid5(self._namespace, key)),
             "client": request.client.host if request.client else "",
         }
@@ -330,7 +346,7 @@ class EmulatorState:
             self._release = asyncio.Event()
         try:
             await asyncio.wait_for(self._release.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     @staticmethod
@@ -360,10 +376,17 @@ class EmulatorState:
     async def _control(self, request: Request, segs: list[str]) -> JSONResponse:
         what, method = "/".join(segs), request.method
         if what == "" and method == "GET":
-            return JSONResponse({"endpoints": [
-                "GET /_control/alerts", "GET /_control/requests", "POST /_control/reset",
-                "GET|POST|DELETE /_control/faults  body: {status, count, headers?, body?, methods?} or {hang, count}",
-            ]})
+            return JSONResponse(
+                {
+                    "endpoints": [
+                        "GET /_control/alerts",
+                        "GET /_control/requests",
+                        "POST /_control/reset",
+                        "GET|POST|DELETE /_control/faults  "
+                        "body: {status, count, headers?, body?, methods?} or {hang, count}",
+                    ]
+                }
+            )
         if what == "faults" and method == "POST":
             try:
                 self.faults.append(self.parse_fault(json.loads(await request.body() or b"null")))
@@ -410,8 +433,14 @@ class EmulatorState:
     def _finish(self, job: dict, action: str, ok: bool, status: str, alert: dict | None) -> None:
         alias = alert["alias"] if alert else (job["identifier"] if job["identifier_type"] == "alias" else "")
         self.statuses[job["request_id"]] = {
-            "success": ok, "action": action, "processedAt": _now(), "integrationId": job["integration_id"],
-            "isSuccess": ok, "status": status, "alertId": alert["id"] if alert else "", "alias": alias or "",
+            "success": ok,
+            "action": action,
+            "processedAt": _now(),
+            "integrationId": job["integration_id"],
+            "isSuccess": ok,
+            "status": status,
+            "alertId": alert["id"] if alert else "",
+            "alias": alias or "",
         }
 
     def _process(self, job: dict) -> None:
@@ -440,8 +469,9 @@ class EmulatorState:
             alert["status"] = "closed"
             report.update(closeTime=_ms_since(alert["createdAt"]), closedBy=user)
         if body.get("note"):
-            alert["notes"].append({"note": body["note"], "user": user, "source": body.get("source") or "",
-                                   "createdAt": now})
+            alert["notes"].append(
+                {"note": body["note"], "user": user, "source": body.get("source") or "", "createdAt": now}
+            )
         alert["updatedAt"] = now
         log.debug("emulator: %s -> alert %s", action, alert["id"])
         return self._finish(job, action, True, done, alert)
@@ -451,15 +481,33 @@ class EmulatorState:
         self._tiny += 1
         alert_id = str(uuid4())
         alert = {
-            "id": alert_id, "alertId": alert_id, "tinyId": str(self._tiny), "alias": body.get("alias") or alert_id,
-            "message": body["message"], "status": "open", "acknowledged": False, "isSeen": False, "snoozed": False,
-            "count": 1, "createdAt": now, "updatedAt": now, "lastOccurredAt": now,
-            "description": body.get("description") or "", "tags": list(body.get("tags") or []),
-            "details": dict(body.get("details") or {}), "entity": body.get("entity") or "",
-            "source": body.get("source") or job["client"], "priority": body.get("priority") or "P3",
-            "responders": list(body.get("responders") or []), "visibleTo": list(body.get("visibleTo") or []),
-            "actions": list(body.get("actions") or []), "user": body.get("user") or "", "note": body.get("note") or "",
-            "owner": "", "notes": [], "report": {},
+            "id": alert_id,
+            "alertId": alert_id,
+            "tinyId": str(self._tiny),
+            "alias": body.get("alias") or alert_id,
+            "message": body["message"],
+            "status": "open",
+            "acknowledged": False,
+            "isSeen": False,
+            "snoozed": False,
+            "count": 1,
+            "createdAt": now,
+            "updatedAt": now,
+            "lastOccurredAt": now,
+            "description": body.get("description") or "",
+            "tags": list(body.get("tags") or []),
+            "details": dict(body.get("details") or {}),
+            "entity": body.get("entity") or "",
+            "source": body.get("source") or job["client"],
+            "priority": body.get("priority") or "P3",
+            "responders": list(body.get("responders") or []),
+            "visibleTo": list(body.get("visibleTo") or []),
+            "actions": list(body.get("actions") or []),
+            "user": body.get("user") or "",
+            "note": body.get("note") or "",
+            "owner": "",
+            "notes": [],
+            "report": {},
             "integration": {"id": job["integration_id"], "name": "API", "type": "API"},
         }
         self.alerts[alert_id] = alert
@@ -473,4 +521,3 @@ def build_app(api_keys: Iterable[str] | None = None, processing_delay: float = 0
     app = Starlette(routes=[Route("/{path:path}", state.handle, methods=methods)])
     app.state.emulator = state
     return app
-

@@ -181,30 +181,50 @@ _INSERT_INBOUND = text(
 )
 
 
+async def _insert_inbound(
+    conn: AsyncConnection,
+    route: Route,
+    inbound: Inbound,
+    *,
+    status: str,
+    error: dict[str, Any] | None,
+    body: bytes | None,
+    body_size: int,
+    events: int = 0,
+) -> int:
+    result = await conn.execute(
+        _INSERT_INBOUND,
+        {
+            "integration": route.name,
+            "remote_addr": inbound.remote_addr,
+            "content_type": inbound.content_type,
+            "headers": json.dumps(dict(inbound.headers)),
+            "query": json.dumps(dict(inbound.query)),
+            "body": body,
+            "body_size": body_size,
+            "status": status,
+            "error": json.dumps(error) if error else None,
+            "sha": route.template.sha256 if body is not None else None,
+            "n": events,
+            "traceparent": inbound.traceparent,
+        },
+    )
+    return int(result.scalar_one())
+
+
 async def ingest(engine: AsyncEngine, route: Route, inbound: Inbound) -> Result:
     """Store, render, decide, enqueue. Raises only when the database fails (the caller answers 503)."""
     prepared = await anyio.to_thread.run_sync(prepare, route, inbound)
     async with engine.begin() as conn:
-        inbound_id = int(
-            (
-                await conn.execute(
-                    _INSERT_INBOUND,
-                    {
-                        "integration": route.name,
-                        "remote_addr": inbound.remote_addr,
-                        "content_type": inbound.content_type,
-                        "headers": json.dumps(dict(inbound.headers)),
-                        "query": json.dumps(dict(inbound.query)),
-                        "body": inbound.body,
-                        "body_size": len(inbound.body),
-                        "status": prepared.status.value,
-                        "error": json.dumps(prepared.error) if prepared.error else None,
-                        "sha": route.template.sha256,
-                        "n": len(prepared.events),
-                        "traceparent": inbound.traceparent,
-                    },
-                )
-            ).scalar_one()
+        inbound_id = await _insert_inbound(
+            conn,
+            route,
+            inbound,
+            status=prepared.status.value,
+            error=prepared.error,
+            body=inbound.body,
+            body_size=len(inbound.body),
+            events=len(prepared.events),
         )
         events = await _enqueue(conn, route, inbound_id, prepared.events, inbound.traceparent)
     return _answer(inbound_id, prepared, events)
@@ -214,26 +234,14 @@ async def record_too_large(engine: AsyncEngine, route: Route, inbound: Inbound, 
     """A body over the cap is not read to the end, but that it came is recorded (without the body)."""
     message = f"body is larger than {limit} bytes" + (f" ({size} bytes)" if size is not None else "")
     async with engine.begin() as conn:
-        inbound_id = int(
-            (
-                await conn.execute(
-                    _INSERT_INBOUND,
-                    {
-                        "integration": route.name,
-                        "remote_addr": inbound.remote_addr,
-                        "content_type": inbound.content_type,
-                        "headers": json.dumps(dict(inbound.headers)),
-                        "query": json.dumps(dict(inbound.query)),
-                        "body": None,
-                        "body_size": size if size is not None else limit + 1,
-                        "status": InboundStatus.TOO_LARGE.value,
-                        "error": json.dumps({"kind": "body", "message": message}),
-                        "sha": None,
-                        "n": 0,
-                        "traceparent": inbound.traceparent,
-                    },
-                )
-            ).scalar_one()
+        inbound_id = await _insert_inbound(
+            conn,
+            route,
+            inbound,
+            status=InboundStatus.TOO_LARGE.value,
+            error={"kind": "body", "message": message},
+            body=None,
+            body_size=size if size is not None else limit + 1,
         )
     return Result(413, {"id": inbound_id, "error": "body_too_large", "message": message})
 
@@ -249,14 +257,18 @@ async def replay(engine: AsyncEngine, routes: Mapping[str, Route], inbound_id: i
     """
     async with engine.connect() as conn:
         row = (
-            await conn.execute(
-                text(
-                    "SELECT integration, status, body, content_type, headers, query, remote_addr, traceparent "
-                    "FROM inbound_events WHERE id = :id"
-                ),
-                {"id": inbound_id},
+            (
+                await conn.execute(
+                    text(
+                        "SELECT integration, status, body, content_type, headers, query, remote_addr, traceparent "
+                        "FROM inbound_events WHERE id = :id"
+                    ),
+                    {"id": inbound_id},
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     if row is None:
         raise ReplayError(f"inbound event {inbound_id} does not exist")
     if row["status"] == InboundStatus.TOO_LARGE:

@@ -39,8 +39,18 @@ LIMITS: dict[str, int] = {
 }
 
 OPSGENIE_FIELDS = (
-    "message", "description", "responders", "visibleTo", "actions", "tags",
-    "details", "entity", "source", "priority", "user", "note",
+    "message",
+    "description",
+    "responders",
+    "visibleTo",
+    "actions",
+    "tags",
+    "details",
+    "entity",
+    "source",
+    "priority",
+    "user",
+    "note",
 )
 #: The body fields each action sends; other OpsGenie fields are dropped silently, so one template object
 #: can serve both create and close.
@@ -184,7 +194,7 @@ def fit_alias(alias: str, limit: int = LIMITS["alias"]) -> tuple[str, Cut | None
     if len(alias) <= limit:
         return alias, None
     suffix = "~" + hashlib.sha256(alias.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    fitted = alias[: max(0, limit - len(suffix))] + suffix[: limit]
+    fitted = alias[: max(0, limit - len(suffix))] + suffix[:limit]
     return fitted, Cut("alias", f"{len(alias)} -> {len(fitted)} characters (prefix + '~' + sha256 prefix)")
 
 

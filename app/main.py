@@ -109,8 +109,9 @@ def worker_options(config: Config) -> WorkerOptions:
 def build_worker(bridge: Bridge, engine: AsyncEngine, database_url: str, *, name: str | None = None) -> Worker:
     d = bridge.config.delivery
     client = Client(timeout=d.timeout_seconds, max_in_flight=d.max_in_flight)
-    return Worker(engine, client, bridge.targets, worker_options(bridge.config),
-                  listen_url=libpq_url(database_url), name=name)
+    return Worker(
+        engine, client, bridge.targets, worker_options(bridge.config), listen_url=libpq_url(database_url), name=name
+    )
 
 
 async def sync_integrations(engine: AsyncEngine, bridge: Bridge) -> None:
@@ -189,7 +190,11 @@ class AccessLog:
         finally:
             client = scope.get("client")
             access_log.info(
-                '%s "%s %s" %s %.1fms', client[0] if client else "-", scope["method"], scope["path"], status,
+                '%s "%s %s" %s %.1fms',
+                client[0] if client else "-",
+                scope["method"],
+                scope["path"],
+                status,
                 (time.perf_counter() - start) * 1000,
             )
 

@@ -140,9 +140,7 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint(f"status IN ({_values(OutboxStatus)})", name="status"),
-        CheckConstraint(
-            "action IN ('create', 'acknowledge', 'close', 'note', 'ignore')", name="action"
-        ),
+        CheckConstraint("action IN ('create', 'acknowledge', 'close', 'note', 'ignore')", name="action"),
         # The queue: due rows in order.
         Index(
             "ix_outbox_due",

@@ -44,7 +44,12 @@ def backoff(attempt: int, policy: RetryPolicy, rand: float) -> float:
 
 
 def next_retry(
-    kind: str, attempt: int, age: float, policy: RetryPolicy, *, retry_after: float | None = None,
+    kind: str,
+    attempt: int,
+    age: float,
+    policy: RetryPolicy,
+    *,
+    retry_after: float | None = None,
     rand: float | None = None,
 ) -> float | None:
     """Seconds until the next attempt after an outcome of ``kind``, or None when the row is dead.
@@ -52,8 +57,10 @@ def next_retry(
     ``age``: seconds since the row was queued. ``retry_after``: what the response asked for (429).
     """
     if kind == "retry":
-        delay = retry_after if retry_after is not None else backoff(
-            attempt, policy, random.random() if rand is None else rand
+        delay = (
+            retry_after
+            if retry_after is not None
+            else backoff(attempt, policy, random.random() if rand is None else rand)
         )
         delay = min(max(delay, 0.0), max(policy.backoff_max, retry_after or 0.0))
         return delay if age + delay <= policy.max_age else None
@@ -199,8 +206,13 @@ async def mark_delivered(conn: AsyncConnection, row: Claimed, request_id: str | 
             WHERE integration = :i AND alias = :a AND generation = :g
             """
         ),
-        {"rid": request_id, "is_create": row.action == "create", "i": row.integration, "a": row.alias,
-         "g": row.generation},
+        {
+            "rid": request_id,
+            "is_create": row.action == "create",
+            "i": row.integration,
+            "a": row.alias,
+            "g": row.generation,
+        },
     )
 
 
@@ -248,17 +260,21 @@ async def release(conn: AsyncConnection, ids: Sequence[int]) -> None:
 async def alias_create_status(conn: AsyncConnection, row: Claimed) -> dict[str, Any] | None:
     """The create request of the alias generation ``row`` belongs to, if it still needs confirming."""
     found = (
-        await conn.execute(
-            text(
-                """
+        (
+            await conn.execute(
+                text(
+                    """
                 SELECT create_request_id FROM aliases
                 WHERE integration = :i AND alias = :a AND generation = :g
                   AND create_request_id IS NOT NULL AND NOT create_confirmed
                 """
-            ),
-            {"i": row.integration, "a": row.alias, "g": row.generation},
+                ),
+                {"i": row.integration, "a": row.alias, "g": row.generation},
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     return dict(found) if found else None
 
 

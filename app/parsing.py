@@ -54,9 +54,7 @@ def _depth_exceeds(value: Any, max_depth: int) -> bool:
 
 
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def parse_json_object(body: bytes, *, max_depth: int = 64, content_type: str | None = None) -> dict[str, Any]:

@@ -9,8 +9,19 @@ REDACTED = "[redacted]"
 # Header names whose value is a credential.
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 # Any header or query parameter whose name contains one of these is treated as a credential too.
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "api-key", "apikey", "api_key", "auth", "session",
-                 "credential", "private")
+_SECRET_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "apikey",
+    "api_key",
+    "auth",
+    "session",
+    "credential",
+    "private",
+)
 
 
 def is_secret_name(name: str) -> bool:

@@ -30,9 +30,14 @@ shutdown_grace_seconds = 3.0
 """
 
 
-def config_text(base_url: str, *, integrations: tuple[tuple[str, str], ...] = (("alertmanager", "alertmanager"),
-                                                                                ("generic", "generic")),
-                delivery: str = FAST_DELIVERY, extra_integration: str = "", server: str = "") -> str:
+def config_text(
+    base_url: str,
+    *,
+    integrations: tuple[tuple[str, str], ...] = (("alertmanager", "alertmanager"), ("generic", "generic")),
+    delivery: str = FAST_DELIVERY,
+    extra_integration: str = "",
+    server: str = "",
+) -> str:
     parts = [server, delivery]
     for name, template in integrations:
         parts.append(

@@ -26,8 +26,14 @@ def serve_app(
 ) -> Iterator[RunningServer]:
     """Serve ``app`` until the block ends; the server is stopped and its thread joined on exit."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan=lifespan, access_log=False,
-        log_config=None, log_level=None, timeout_graceful_shutdown=5,
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan=lifespan,
+        access_log=False,
+        log_config=None,
+        log_level=None,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []

@@ -52,8 +52,9 @@ def emulator_alerts(emu: RunningEmulator) -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_alertmanager_fire_resolve_end_to_end(emulator: RunningEmulator, database_url: str,
-                                              db: psycopg.Connection) -> None:
+def test_alertmanager_fire_resolve_end_to_end(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         r = post(bridge.base_url, "alertmanager", fixture_bytes("alertmanager/01_firing_two_alerts.json"))
         assert r.status_code == 202, r.text
@@ -93,32 +94,52 @@ def test_alertmanager_fire_resolve_end_to_end(emulator: RunningEmulator, databas
     rows = outbox(db)
     assert all(r["status"] == "delivered" for r in rows)
     assert [r["action"] for r in rows if r["alias"] == "719a1a97ef71f433"] == ["create", "create", "create", "close"]
-    (statuses,) = db.execute("SELECT array_agg(DISTINCT http_status) FROM delivery_attempts WHERE kind = 'send'").fetchone()  # type: ignore[misc]
+    (statuses,) = db.execute(
+        "SELECT array_agg(DISTINCT http_status) FROM delivery_attempts WHERE kind = 'send'"
+    ).fetchone()  # type: ignore[misc]
     assert statuses == [202]
     # Every close waited for OpsGenie to process its create, so none failed with "Alert does not exist".
     failed = [s for s in emulator.state.statuses.values() if s is not None and not s["isSuccess"]]
     assert failed == []
     (n_inbound, processed) = db.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'processed') FROM inbound_events").fetchone()  # type: ignore[misc]
+        "SELECT count(*), count(*) FILTER (WHERE status = 'processed') FROM inbound_events"
+    ).fetchone()  # type: ignore[misc]
     assert n_inbound == processed == 4
 
 
-def test_generic_ack_close_from_a_stateless_sender(emulator: RunningEmulator, database_url: str,
-                                                   db: psycopg.Connection) -> None:
+def test_generic_ack_close_from_a_stateless_sender(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         base = bridge.base_url
-        assert post(base, "generic", {"action": "acknowledge", "alias": "job-42"}).json()["events"][0][
-            "reason"] == "no open alert"
+        assert (
+            post(base, "generic", {"action": "acknowledge", "alias": "job-42"}).json()["events"][0]["reason"]
+            == "no open alert"
+        )
         traced = {**AUTH, "traceparent": TRACEPARENT}
-        assert post(base, "generic", {"action": "create", "alias": "job-42", "message": "nightly job failed",
-                                      "priority": "P2"}, headers=traced).status_code == 202
-        assert post(base, "generic", {"action": "acknowledge", "alias": "job-42", "note": "looking"}).json()[
-            "events"][0]["decision"] == "send"
+        assert (
+            post(
+                base,
+                "generic",
+                {"action": "create", "alias": "job-42", "message": "nightly job failed", "priority": "P2"},
+                headers=traced,
+            ).status_code
+            == 202
+        )
+        assert (
+            post(base, "generic", {"action": "acknowledge", "alias": "job-42", "note": "looking"}).json()["events"][0][
+                "decision"
+            ]
+            == "send"
+        )
         assert post(base, "generic", {"action": "close", "alias": "job-42"}).status_code == 202
         wait_for(lambda: settled(db), what="deliveries")
     emulator.wait_idle()
-    received = [(r["method"], r["path"], r["query"].get("identifierType")) for r in emulator.state.requests
-                if r["path"].startswith("/v2/alerts") and r["method"] == "POST"]
+    received = [
+        (r["method"], r["path"], r["query"].get("identifierType"))
+        for r in emulator.state.requests
+        if r["path"].startswith("/v2/alerts") and r["method"] == "POST"
+    ]
     assert received == [
         ("POST", "/v2/alerts", None),
         ("POST", "/v2/alerts/generic:job-42/acknowledge", "alias"),
@@ -132,12 +153,15 @@ def test_generic_ack_close_from_a_stateless_sender(emulator: RunningEmulator, da
     assert alert["status"] == "closed" and alert["acknowledged"] is True
     row = db.execute("SELECT state, generation, alert_id IS NOT NULL FROM aliases WHERE alias = 'job-42'").fetchone()
     assert row == ("closed", 1, True)
-    ignored = db.execute("SELECT decision, status, reason FROM outbox WHERE action = 'acknowledge' ORDER BY id").fetchall()
+    ignored = db.execute(
+        "SELECT decision, status, reason FROM outbox WHERE action = 'acknowledge' ORDER BY id"
+    ).fetchall()
     assert ignored[0] == ("ignore", "skipped", "no open alert")
 
 
-def test_create_after_close_opens_a_new_generation(emulator: RunningEmulator, database_url: str,
-                                                   db: psycopg.Connection) -> None:
+def test_create_after_close_opens_a_new_generation(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         for action in ("create", "close", "create"):
             post(bridge.base_url, "generic", {"action": action, "alias": "disk-full", "message": "disk full"})
@@ -159,8 +183,13 @@ def test_create_after_close_opens_a_new_generation(emulator: RunningEmulator, da
         ({"hang": 2.5, "count": 1}, [None, 202]),  # client timeout (1 s), then a retry
     ],
 )
-def test_retries_after_injected_faults(emulator: RunningEmulator, database_url: str, db: psycopg.Connection,
-                                       fault: dict[str, Any], expected_statuses: list[int | None]) -> None:
+def test_retries_after_injected_faults(
+    emulator: RunningEmulator,
+    database_url: str,
+    db: psycopg.Connection,
+    fault: dict[str, Any],
+    expected_statuses: list[int | None],
+) -> None:
     httpx.post(f"{emulator.base_url}/_control/faults", json=fault).raise_for_status()
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         post(bridge.base_url, "generic", {"action": "create", "alias": "flaky", "message": "flaky"})
@@ -176,10 +205,14 @@ def test_retries_after_injected_faults(emulator: RunningEmulator, database_url: 
     assert len([a for a in emulator.state.alerts.values() if a["alias"] == "generic:flaky"]) == 1
 
 
-def test_422_is_dead_lettered_and_replay_requeues_it(emulator: RunningEmulator, database_url: str,
-                                                     db: psycopg.Connection) -> None:
-    fault = {"status": 422, "count": 1,
-             "body": {"message": "Request body is not processable", "errors": {"message": "too long"}}}
+def test_422_is_dead_lettered_and_replay_requeues_it(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
+    fault = {
+        "status": 422,
+        "count": 1,
+        "body": {"message": "Request body is not processable", "errors": {"message": "too long"}},
+    }
     httpx.post(f"{emulator.base_url}/_control/faults", json=fault).raise_for_status()
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         post(bridge.base_url, "generic", {"action": "create", "alias": "bad", "message": "x"})
@@ -191,8 +224,13 @@ def test_422_is_dead_lettered_and_replay_requeues_it(emulator: RunningEmulator, 
         # An operator re-queues dead deliveries with the CLI, against the same database.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_")}
         env["ALERTBRIDGE_DATABASE_URL"] = database_url
-        done = subprocess.run([sys.executable, "-m", "app.cli", "replay", "--dead", "--no-migrate"], env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "replay", "--dead", "--no-migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["requeued"] == [1]
         wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",), what="redelivery")
@@ -204,8 +242,10 @@ def test_401_from_opsgenie_is_held_as_config_error_and_recovers(database_url: st
     with run_emulator(api_keys=["the-right-key"], processing_delay=0.0) as emu:
         with run_bridge(make_config(emu.base_url), database_url) as bridge:
             post(bridge.base_url, "generic", {"action": "create", "alias": "k", "message": "m"})
-            wait_for(lambda: db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0] >= 2,  # type: ignore[index]
-                     what="two 401 attempts")
+            wait_for(
+                lambda: db.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0] >= 2,  # type: ignore[index]
+                what="two 401 attempts",
+            )
             status, outcome = db.execute("SELECT status, last_outcome FROM outbox").fetchone()  # type: ignore[misc]
             assert (status, outcome) == ("pending", "config_error")
             emu.call(lambda: emu.state.__dict__.__setitem__("api_keys", {"the-right-key", API_KEY}))

@@ -20,8 +20,14 @@ GENERIC = sorted((FIXTURES / "generic").glob("0*.json"))
 HOSTILE_ALERTMANAGER = ["long_message_5000.json", "unicode_emoji_rtl.json", "template_injection.json"]
 
 A, B, C = "f8f9add23ebfa2db", "719a1a97ef71f433", "097d5bb1567bf9b7"
-TAGS = ["alertname:CheckoutLatencyHigh", "cluster:prod-eu-1", "job:checkout-api", "namespace:payments",
-        "severity:critical", "team:payments"]
+TAGS = [
+    "alertname:CheckoutLatencyHigh",
+    "cluster:prod-eu-1",
+    "job:checkout-api",
+    "namespace:payments",
+    "severity:critical",
+    "team:payments",
+]
 
 
 @cache
@@ -77,8 +83,15 @@ def test_alertmanager_create_event_in_full() -> None:
         "Started: 2026-09-14T08:11:32.481Z"
     )
     details = first.fields["details"]
-    assert list(details)[:7] == ["runbook_url", "dashboard", "generatorURL", "startsAt", "externalURL", "receiver",
-                                 "groupKey"]
+    assert list(details)[:7] == [
+        "runbook_url",
+        "dashboard",
+        "generatorURL",
+        "startsAt",
+        "externalURL",
+        "receiver",
+        "groupKey",
+    ]
     assert details["pod"] == "checkout-api-7f9c6d5b8-2xk4p" and details["severity"] == "critical"
     assert details["groupKey"] == '{}/{team="payments"}:{alertname="CheckoutLatencyHigh", cluster="prod-eu-1"}'
     assert first.cuts == ()
@@ -117,11 +130,13 @@ def test_alertmanager_without_fingerprint_uses_a_stable_labels_hash(missing: str
 
 
 def test_alertmanager_tolerates_missing_optional_parts() -> None:
-    payload = {"alerts": [
-        {"status": "firing", "labels": {"alertname": "HostDown", "instance": "db1:9100"}},
-        {"status": "firing", "labels": {"alertname": "X"}, "annotations": None, "fingerprint": "abc"},
-        {"status": "resolved", "labels": {"alertname": "X"}, "fingerprint": "abc"},
-    ]}
+    payload = {
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "HostDown", "instance": "db1:9100"}},
+            {"status": "firing", "labels": {"alertname": "X"}, "annotations": None, "fingerprint": "abc"},
+            {"status": "resolved", "labels": {"alertname": "X"}, "fingerprint": "abc"},
+        ]
+    }
     first, second, third = events("alertmanager", payload)
     assert first.fields["message"] == "HostDown on db1:9100"
     assert first.fields["entity"] == "db1:9100"
@@ -136,8 +151,10 @@ def test_alertmanager_tolerates_missing_optional_parts() -> None:
     ("payload", "message"),
     [
         ("alerts_null.json", "alertmanager payload has no 'alerts' list"),
-        ("alerts_empty.json",
-         "alertmanager payload has an empty 'alerts' list; Alertmanager never sends an empty group"),
+        (
+            "alerts_empty.json",
+            "alertmanager payload has an empty 'alerts' list; Alertmanager never sends an empty group",
+        ),
         ("wrong_types.json", "alerts[0].labels.alertname must be a string, got 404"),
         ("top_level_array.json", "alertmanager payload has no 'alerts' list"),
         ("top_level_null.json", "alertmanager payload has no 'alerts' list"),
@@ -146,15 +163,23 @@ def test_alertmanager_tolerates_missing_optional_parts() -> None:
         ({"alerts": {"a": 1}}, "alertmanager payload has no 'alerts' list ('alerts' is {\"a\": 1})"),
         ({"alerts": "x"}, "alertmanager payload has no 'alerts' list ('alerts' is \"x\")"),
         ({"alerts": ["not-an-object"]}, "alerts[0] is not an object"),
-        ({"alerts": [{"status": "pending", "labels": {}}]},
-         "alerts[0].status must be 'firing' or 'resolved', got \"pending\""),
+        (
+            {"alerts": [{"status": "pending", "labels": {}}]},
+            "alerts[0].status must be 'firing' or 'resolved', got \"pending\"",
+        ),
         ({"alerts": [{"status": "firing", "labels": ["a"]}]}, "alerts[0].labels and .annotations must be objects"),
-        ({"alerts": [{"status": "firing", "labels": {}, "annotations": {"summary": 3.14}}]},
-         "alerts[0].annotations.summary must be a string, got 3.14"),
-        ({"alerts": [{"status": "firing", "labels": {}, "fingerprint": 12}]},
-         "alerts[0].fingerprint must be a string, got 12"),
-        ({"alerts": [{"status": "firing", "labels": {}, "startsAt": 1789374692}]},
-         "alerts[0].startsAt must be a string, got 1789374692"),
+        (
+            {"alerts": [{"status": "firing", "labels": {}, "annotations": {"summary": 3.14}}]},
+            "alerts[0].annotations.summary must be a string, got 3.14",
+        ),
+        (
+            {"alerts": [{"status": "firing", "labels": {}, "fingerprint": 12}]},
+            "alerts[0].fingerprint must be a string, got 12",
+        ),
+        (
+            {"alerts": [{"status": "firing", "labels": {}, "startsAt": 1789374692}]},
+            "alerts[0].startsAt must be a string, got 1789374692",
+        ),
     ],
 )
 def test_alertmanager_bad_payloads_fail_clearly(payload: str | dict[str, Any], message: str) -> None:
@@ -185,24 +210,31 @@ def test_generic_fixtures() -> None:
     assert create.fields == {
         "message": "Nightly backup of db01 failed",
         "description": "pg_dump exited with status 2 after 41 minutes.\n"
-                       "See /var/log/backup/db01.log on backup01.example.net.",
+        "See /var/log/backup/db01.log on backup01.example.net.",
         "responders": [{"type": "team", "name": "dba"}],
         "tags": ["backup", "db01", "postgres"],
-        "details": {"duration_seconds": "2461", "exit_code": "2", "host": "backup01.example.net",
-                    "log": "/var/log/backup/db01.log"},
+        "details": {
+            "duration_seconds": "2461",
+            "exit_code": "2",
+            "host": "backup01.example.net",
+            "log": "/var/log/backup/db01.log",
+        },
         "entity": "db01.example.net",
         "source": "backup-script",
         "priority": "P2",
     }
     (ack,) = events("generic", load(FIXTURES / "generic" / "02_acknowledge.json"))
     assert (ack.action, ack.alias, ack.fields) == (
-        "acknowledge", "backup-nightly-db01",
+        "acknowledge",
+        "backup-nightly-db01",
         {"user": "backup-bot", "note": "Retrying the backup with a longer timeout."},
     )
     note, close = events("generic", load(FIXTURES / "generic" / "03_close.json"))
     assert (note.action, note.fields) == ("note", {"note": "Retry finished in 44 minutes; dump is 18.2 GiB."})
     assert (close.action, close.alias, close.fields) == (
-        "close", "backup-nightly-db01", {"user": "backup-bot", "note": "Backup succeeded on retry."}
+        "close",
+        "backup-nightly-db01",
+        {"user": "backup-bot", "note": "Backup succeeded on retry."},
     )
 
 
@@ -213,8 +245,10 @@ def test_generic_fixtures() -> None:
         ({"alias": 7, "message": "m", "extra": {"x": 1}}, [{"action": "create", "alias": 7, "message": "m"}]),
         ({"action": "ignore", "reason": "test ping"}, [{"action": "ignore", "reason": "test ping"}]),
         ({"events": []}, []),
-        ({"events": [{"alias": "a", "message": "m"}, {"action": "close", "alias": "a"}]},
-         [{"action": "create", "alias": "a", "message": "m"}, {"action": "close", "alias": "a"}]),
+        (
+            {"events": [{"alias": "a", "message": "m"}, {"action": "close", "alias": "a"}]},
+            [{"action": "create", "alias": "a", "message": "m"}, {"action": "close", "alias": "a"}],
+        ),
     ],
 )
 def test_generic_passes_known_fields_through(payload: dict[str, Any], expected: list[dict[str, Any]]) -> None:
@@ -224,7 +258,7 @@ def test_generic_passes_known_fields_through(payload: dict[str, Any], expected: 
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ([], "generic payload must be a JSON object: one event, or {\"events\": [...]}"),
+        ([], 'generic payload must be a JSON object: one event, or {"events": [...]}'),
         ({"events": {"alias": "a"}}, "'events' must be an array of event objects"),
         ({"events": None}, "'events' must be an array of event objects"),
         ({"events": ["x"]}, "events[0] must be an object"),

@@ -30,22 +30,29 @@ def free_port() -> int:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
     env.update(extra)
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @contextmanager
 def serve(*args: str, env: dict[str, str], cwd: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
-                                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -74,8 +81,11 @@ def test_demo_serve_end_to_end(tmp_path: Path) -> None:
         index = httpx.get(base).json()
         assert index["webhooks"]["alertmanager"] == f"{base}/webhooks/alertmanager"
         firing = (FIXTURES / "alertmanager/01_firing_two_alerts.json").read_bytes()
-        r = httpx.post(f"{base}/webhooks/alertmanager", content=firing,
-                       headers={"Authorization": "Bearer demo-token", "Content-Type": "application/json"})
+        r = httpx.post(
+            f"{base}/webhooks/alertmanager",
+            content=firing,
+            headers={"Authorization": "Bearer demo-token", "Content-Type": "application/json"},
+        )
         assert r.status_code == 202, r.text
 
         def alerts(status: str) -> list[dict[str, object]]:
@@ -113,8 +123,9 @@ def test_kill_9_mid_delivery_then_restart_delivers(tmp_path: Path, database_url:
         port = free_port()
         body = json.dumps({"action": "create", "alias": "crash", "message": "m"})
         with serve("--config", str(cfg), env=env, cwd=tmp_path, port=port, log=tmp_path / "1.log") as proc:
-            r = httpx.post(f"http://127.0.0.1:{port}/webhooks/generic", content=body,
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/generic", content=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
             assert r.status_code == 202
             wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("in_flight",), what="claim")
             wait_for(lambda: len(emu.state.requests) == 1, what="the hanging send")
@@ -122,8 +133,11 @@ def test_kill_9_mid_delivery_then_restart_delivers(tmp_path: Path, database_url:
             proc.wait(10)
         assert db.execute("SELECT status FROM outbox").fetchone() == ("in_flight",)
         with serve("--config", str(cfg), env=env, cwd=tmp_path, port=port, log=tmp_path / "2.log") as proc:
-            wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",), timeout=20,
-                     what="redelivery after the lease expired")
+            wait_for(
+                lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",),
+                timeout=20,
+                what="redelivery after the lease expired",
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
         emu.wait_idle(timeout=10)
@@ -132,24 +146,32 @@ def test_kill_9_mid_delivery_then_restart_delivers(tmp_path: Path, database_url:
 
 
 def test_render_dry_run_prints_events_and_requests(tmp_path: Path) -> None:
-    r = run_cli("render", "--template", "alertmanager", "--payload",
-                str(FIXTURES / "alertmanager/02_one_resolved_one_firing.json"), env=cli_env())
+    r = run_cli(
+        "render",
+        "--template",
+        "alertmanager",
+        "--payload",
+        str(FIXTURES / "alertmanager/02_one_resolved_one_firing.json"),
+        env=cli_env(),
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert [(e["action"], e["alias"]) for e in out] == [("close", "f8f9add23ebfa2db"), ("create", "719a1a97ef71f433")]
     assert out[0]["request"]["url"] == "https://api.opsgenie.com/v2/alerts/f8f9add23ebfa2db/close?identifierType=alias"
     assert out[1]["request"]["json"]["priority"] == "P1"
 
-    bad = run_cli("render", "--template", "alertmanager", "--payload", str(FIXTURES / "hostile/alerts_null.json"),
-                  env=cli_env())
+    bad = run_cli(
+        "render", "--template", "alertmanager", "--payload", str(FIXTURES / "hostile/alerts_null.json"), env=cli_env()
+    )
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["status"] == "template_error"
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
-    cfg.write_text(config_text("http://127.0.0.1:9").replace('default_source = "alertbridge-test"',
-                                                              'default_sauce = "x"'))
+    cfg.write_text(
+        config_text("http://127.0.0.1:9").replace('default_source = "alertbridge-test"', 'default_sauce = "x"')
+    )
     r = run_cli("serve", "--config", str(cfg), env=cli_env())
     assert r.returncode == 2
     assert "integrations[0].target.default_sauce" in r.stderr and "Traceback" not in r.stderr
@@ -161,21 +183,28 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 
 def test_replay_after_fixing_the_template(tmp_path: Path, database_url: str, db: psycopg.Connection) -> None:
     template = tmp_path / "custom.j2"
-    template.write_text('{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.titel | tojson }}}\n')
+    template.write_text(
+        '{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.titel | tojson }}}\n'
+    )
     cfg = tmp_path / "alertbridge.toml"
     with run_emulator(api_keys=[API_KEY], processing_delay=0.0) as emu:
         cfg.write_text(config_text(emu.base_url, integrations=(("custom", str(template)),)))
         env = cli_env(ALERTBRIDGE_DATABASE_URL=database_url)
         port = free_port()
         with serve("--config", str(cfg), env=env, cwd=tmp_path, port=port, log=tmp_path / "1.log") as proc:
-            r = httpx.post(f"http://127.0.0.1:{port}/webhooks/custom", content=b'{"id": "x1", "title": "hello"}',
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/custom",
+                content=b'{"id": "x1", "title": "hello"}',
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
             assert r.status_code == 422
             err = r.json()
             assert err["line"] == 1 and "titel" in err["message"]
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-        template.write_text('{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.title | tojson }}}\n')
+        template.write_text(
+            '{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.title | tojson }}}\n'
+        )
         refused = run_cli("replay", str(err["id"] + 1000), "--config", str(cfg), env=env)
         assert refused.returncode == 1 and "does not exist" in refused.stdout
         r2 = run_cli("replay", str(err["id"]), "--config", str(cfg), env=env)
@@ -192,8 +221,9 @@ def test_replay_after_fixing_the_template(tmp_path: Path, database_url: str, db:
         assert [a["message"] for a in emu.state.alerts.values()] == ["hello"]
 
 
-def test_worker_command_delivers_and_stops_on_sigterm(tmp_path: Path, database_url: str,
-                                                      db: psycopg.Connection) -> None:
+def test_worker_command_delivers_and_stops_on_sigterm(
+    tmp_path: Path, database_url: str, db: psycopg.Connection
+) -> None:
     """`alertbridge worker` alone delivers what `serve --no-worker` received."""
     with run_emulator(api_keys=[API_KEY], processing_delay=0.0) as emu:
         cfg = tmp_path / "alertbridge.toml"
@@ -202,17 +232,28 @@ def test_worker_command_delivers_and_stops_on_sigterm(tmp_path: Path, database_u
         port = free_port()
         with serve("--config", str(cfg), "--no-worker", env=env, cwd=tmp_path, port=port, log=tmp_path / "s.log"):
             firing = (FIXTURES / "alertmanager/01_firing_two_alerts.json").read_bytes()
-            r = httpx.post(f"http://127.0.0.1:{port}/webhooks/alertmanager", content=firing,
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/alertmanager",
+                content=firing,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
             assert r.status_code == 202
             time.sleep(0.5)
             assert db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone() == (2,)
         with open(tmp_path / "w.log", "wb") as out:
-            worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--config", str(cfg)], env=env,
-                                      cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker", "--config", str(cfg)],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            wait_for(lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone() == (2,),
-                     timeout=30, what="the worker's deliveries")
+            wait_for(
+                lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone() == (2,),
+                timeout=30,
+                what="the worker's deliveries",
+            )
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(30) == 0
         finally:
@@ -226,8 +267,12 @@ def test_worker_command_delivers_and_stops_on_sigterm(tmp_path: Path, database_u
 def test_emulator_command(tmp_path: Path) -> None:
     port = free_port()
     with open(tmp_path / "e.log", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "emulator", "--port", str(port), "--api-key", "k1"],
-                                env=cli_env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "emulator", "--port", str(port), "--api-key", "k1"],
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -238,11 +283,24 @@ def test_emulator_command(tmp_path: Path) -> None:
                 return False
 
         wait_for(up, timeout=30, what="the emulator")
-        assert httpx.post(f"{base}/v2/alerts", json={"message": "m"}, headers={"Authorization": "GenieKey no"}
-                          ).status_code == 401
-        r = httpx.post(f"{base}/jsm/ops/integration/v2/alerts", json={"message": "m", "alias": "a"},
-                       headers={"Authorization": "GenieKey k1"})
+        assert (
+            httpx.post(f"{base}/v2/alerts", json={"message": "m"}, headers={"Authorization": "GenieKey no"}).status_code
+            == 401
+        )
+        r = httpx.post(
+            f"{base}/jsm/ops/integration/v2/alerts",
+            json={"message": "m", "alias": "a"},
+            headers={"Authorization": "GenieKey k1"},
+        )
         assert r.status_code == 202 and r.json()["requestId"]
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_psql_and_db_url_use_the_configured_database(database_url: str) -> None:
+    env = cli_env(ALERTBRIDGE_DATABASE_URL=database_url)
+    assert run_cli("db-url", env=env).stdout.strip() == database_url
+    r = run_cli("psql", "-tA", "-c", "SELECT count(*) FROM outbox", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0"

@@ -233,11 +233,36 @@ ERRORS = [
     ("port too big", "[server]\nport = 70000", {}, "server.port: must be between 1 and 65535 (got 70000)"),
     ("port zero", "[server]\nport = 0", {}, "server.port: must be between 1 and 65535 (got 0)"),
     ("negative size", "[server]\nmax_body_bytes = -1", {}, "server.max_body_bytes: must be >= 1 (got -1)"),
-    ("bool for float", "[delivery]\ntimeout_seconds = true", {}, "delivery.timeout_seconds: must be a number (got boolean)"),
-    ("zero timeout", "[delivery]\ntimeout_seconds = 0", {}, "delivery.timeout_seconds: must be a finite number > 0 (got 0)"),
-    ("inf", "[rendering]\ntimeout_seconds = inf", {}, "rendering.timeout_seconds: must be a finite number > 0 (got inf)"),
-    ("negative grace", "[delivery]\nshutdown_grace_seconds = -1", {}, "delivery.shutdown_grace_seconds: must be a finite number >= 0"),
-    ("string for bool", '[delivery]\nconfirm_creates = "yes"', {}, "delivery.confirm_creates: must be true or false (got string)"),
+    (
+        "bool for float",
+        "[delivery]\ntimeout_seconds = true",
+        {},
+        "delivery.timeout_seconds: must be a number (got boolean)",
+    ),
+    (
+        "zero timeout",
+        "[delivery]\ntimeout_seconds = 0",
+        {},
+        "delivery.timeout_seconds: must be a finite number > 0 (got 0)",
+    ),
+    (
+        "inf",
+        "[rendering]\ntimeout_seconds = inf",
+        {},
+        "rendering.timeout_seconds: must be a finite number > 0 (got inf)",
+    ),
+    (
+        "negative grace",
+        "[delivery]\nshutdown_grace_seconds = -1",
+        {},
+        "delivery.shutdown_grace_seconds: must be a finite number >= 0",
+    ),
+    (
+        "string for bool",
+        '[delivery]\nconfirm_creates = "yes"',
+        {},
+        "delivery.confirm_creates: must be true or false (got string)",
+    ),
     ("int for bool", minimal(enabled="1"), {}, "integrations[0].enabled: must be true or false (got integer)"),
     (
         "backoff max < base",
@@ -260,40 +285,150 @@ ERRORS = [
         "integrations[0].target: set either 'region' or 'base_url', not both",
     ),
     ("neither region nor base_url", minimal('api_key = "k"'), {}, "integrations[0].target: one of 'region'"),
-    ("bad base_url scheme", minimal('base_url = "ftp://x"\napi_key = "k"'), {}, "integrations[0].target.base_url: must be an http:// or https:// URL (got 'ftp://x')"),
-    ("base_url without host", minimal('base_url = "http://"\napi_key = "k"'), {}, "integrations[0].target.base_url: must be an http:// or https:// URL"),
-    ("base_url with credentials", minimal('base_url = "https://u:p@x"\napi_key = "k"'), {}, "integrations[0].target.base_url: must not contain credentials"),
-    ("base_url with query", minimal('base_url = "https://x/?a=1"\napi_key = "k"'), {}, "integrations[0].target.base_url: must not contain a query string"),
+    (
+        "bad base_url scheme",
+        minimal('base_url = "ftp://x"\napi_key = "k"'),
+        {},
+        "integrations[0].target.base_url: must be an http:// or https:// URL (got 'ftp://x')",
+    ),
+    (
+        "base_url without host",
+        minimal('base_url = "http://"\napi_key = "k"'),
+        {},
+        "integrations[0].target.base_url: must be an http:// or https:// URL",
+    ),
+    (
+        "base_url with credentials",
+        minimal('base_url = "https://u:p@x"\napi_key = "k"'),
+        {},
+        "integrations[0].target.base_url: must not contain credentials",
+    ),
+    (
+        "base_url with query",
+        minimal('base_url = "https://x/?a=1"\napi_key = "k"'),
+        {},
+        "integrations[0].target.base_url: must not contain a query string",
+    ),
     ("missing api_key", minimal('region = "us"'), {}, "integrations[0].target.api_key: required key is missing"),
     ("empty api_key", minimal('region = "us"\napi_key = ""'), {}, "integrations[0].target.api_key: must not be empty"),
-    ("api_key with space", minimal('region = "us"\napi_key = "a b"'), {}, "integrations[0].target.api_key: must be printable ASCII without spaces"),
-    ("bad priority", minimal('region = "us"\napi_key = "k"\ndefault_priority = "P6"'), {}, "integrations[0].target.default_priority: must be one of 'P1', 'P2', 'P3', 'P4', 'P5' (got 'P6')"),
-    ("long source", minimal('region = "us"\napi_key = "k"\ndefault_source = "' + "s" * 101 + '"'), {}, "integrations[0].target.default_source: must be at most 100 characters (got 101)"),
-    ("scope_aliases not bool", minimal('region = "us"\napi_key = "k"\nscope_aliases = "no"'), {}, "integrations[0].target.scope_aliases: must be true or false (got string)"),
-    ("missing target", "[[integrations]]\nname = 'am'\ntemplate = 't'\ntokens = ['token-123456']", {}, "integrations[0].target: required key is missing"),
+    (
+        "api_key with space",
+        minimal('region = "us"\napi_key = "a b"'),
+        {},
+        "integrations[0].target.api_key: must be printable ASCII without spaces",
+    ),
+    (
+        "bad priority",
+        minimal('region = "us"\napi_key = "k"\ndefault_priority = "P6"'),
+        {},
+        "integrations[0].target.default_priority: must be one of 'P1', 'P2', 'P3', 'P4', 'P5' (got 'P6')",
+    ),
+    (
+        "long source",
+        minimal('region = "us"\napi_key = "k"\ndefault_source = "' + "s" * 101 + '"'),
+        {},
+        "integrations[0].target.default_source: must be at most 100 characters (got 101)",
+    ),
+    (
+        "scope_aliases not bool",
+        minimal('region = "us"\napi_key = "k"\nscope_aliases = "no"'),
+        {},
+        "integrations[0].target.scope_aliases: must be true or false (got string)",
+    ),
+    (
+        "missing target",
+        "[[integrations]]\nname = 'am'\ntemplate = 't'\ntokens = ['token-123456']",
+        {},
+        "integrations[0].target: required key is missing",
+    ),
     ("missing name", minimal().replace('name = "am"', ""), {}, "integrations[0].name: required key is missing"),
-    ("bad name", minimal().replace('name = "am"', 'name = "Alert Manager"'), {}, "integrations[0].name: must match ^[a-z0-9][a-z0-9_-]{0,62}$"),
+    (
+        "bad name",
+        minimal().replace('name = "am"', 'name = "Alert Manager"'),
+        {},
+        "integrations[0].name: must match ^[a-z0-9][a-z0-9_-]{0,62}$",
+    ),
     ("name too long", minimal().replace('name = "am"', f'name = "{"a" * 64}"'), {}, "integrations[0].name: must match"),
-    ("duplicate name", minimal() + minimal(), {}, "integrations[1].name: duplicate integration name 'am' (also integrations[0].name)"),
-    ("missing template", minimal().replace('template = "alertmanager"', ""), {}, "integrations[0].template: required key is missing"),
-    ("empty template", minimal().replace('template = "alertmanager"', 'template = ""'), {}, "integrations[0].template: must not be empty"),
-    ("missing tokens", minimal().replace('tokens = ["token-123456"]', ""), {}, "integrations[0].tokens: required key is missing"),
-    ("empty tokens", minimal().replace('tokens = ["token-123456"]', "tokens = []"), {}, "integrations[0].tokens: must not be empty (set allow_unauthenticated = true"),
-    ("tokens not a list", minimal().replace('tokens = ["token-123456"]', 'tokens = "token-123456"'), {}, "integrations[0].tokens: must be an array of strings (got string)"),
-    ("short token", minimal().replace('"token-123456"', '"token-123456", "short"'), {}, "integrations[0].tokens[1]: must be at least 8 characters (got 5)"),
-    ("non-string token", minimal().replace('"token-123456"', "12345678"), {}, "integrations[0].tokens[0]: must be a string (got integer)"),
-    ("duplicate token", minimal().replace('"token-123456"', '"token-123456", "token-123456"'), {}, "integrations[0].tokens[1]: duplicate token (same as integrations[0].tokens[0])"),
+    (
+        "duplicate name",
+        minimal() + minimal(),
+        {},
+        "integrations[1].name: duplicate integration name 'am' (also integrations[0].name)",
+    ),
+    (
+        "missing template",
+        minimal().replace('template = "alertmanager"', ""),
+        {},
+        "integrations[0].template: required key is missing",
+    ),
+    (
+        "empty template",
+        minimal().replace('template = "alertmanager"', 'template = ""'),
+        {},
+        "integrations[0].template: must not be empty",
+    ),
+    (
+        "missing tokens",
+        minimal().replace('tokens = ["token-123456"]', ""),
+        {},
+        "integrations[0].tokens: required key is missing",
+    ),
+    (
+        "empty tokens",
+        minimal().replace('tokens = ["token-123456"]', "tokens = []"),
+        {},
+        "integrations[0].tokens: must not be empty (set allow_unauthenticated = true",
+    ),
+    (
+        "tokens not a list",
+        minimal().replace('tokens = ["token-123456"]', 'tokens = "token-123456"'),
+        {},
+        "integrations[0].tokens: must be an array of strings (got string)",
+    ),
+    (
+        "short token",
+        minimal().replace('"token-123456"', '"token-123456", "short"'),
+        {},
+        "integrations[0].tokens[1]: must be at least 8 characters (got 5)",
+    ),
+    (
+        "non-string token",
+        minimal().replace('"token-123456"', "12345678"),
+        {},
+        "integrations[0].tokens[0]: must be a string (got integer)",
+    ),
+    (
+        "duplicate token",
+        minimal().replace('"token-123456"', '"token-123456", "token-123456"'),
+        {},
+        "integrations[0].tokens[1]: duplicate token (same as integrations[0].tokens[0])",
+    ),
     (
         "tokens with allow_unauthenticated",
         minimal(allow_unauthenticated="true"),
         {},
         "integrations[0].allow_unauthenticated: must be false when tokens are set",
     ),
-    ("unset env var", minimal().replace('"token-123456"', '"${AM_TOKEN}"'), {}, "integrations[0].tokens[0]: environment variable AM_TOKEN is not set"),
-    ("empty env var", minimal().replace('"token-123456"', '"${AM_TOKEN}"'), {"AM_TOKEN": ""}, "integrations[0].tokens[0]: must not be empty after expanding environment variables"),
+    (
+        "unset env var",
+        minimal().replace('"token-123456"', '"${AM_TOKEN}"'),
+        {},
+        "integrations[0].tokens[0]: environment variable AM_TOKEN is not set",
+    ),
+    (
+        "empty env var",
+        minimal().replace('"token-123456"', '"${AM_TOKEN}"'),
+        {"AM_TOKEN": ""},
+        "integrations[0].tokens[0]: must not be empty after expanding environment variables",
+    ),
     ("malformed ${", '[server]\nhost = "${1BAD}"', {}, "server.host: malformed '${'"),
     ("unterminated ${", '[server]\nhost = "${HOST"', {"HOST": "x"}, "server.host: malformed '${'"),
-    ("unset var in database url", '[database]\nurl = "${DATABASE_URL}"', {}, "database.url: environment variable DATABASE_URL is not set"),
+    (
+        "unset var in database url",
+        '[database]\nurl = "${DATABASE_URL}"',
+        {},
+        "database.url: environment variable DATABASE_URL is not set",
+    ),
     ("TOML syntax error", "[server]\nport = = 1\n", {}, "invalid TOML: Invalid value (at line 2, column 8)"),
     ("datetime value", "[server]\nhost = 1979-05-27", {}, "server.host: must be a string (got date)"),
 ]
@@ -333,14 +468,27 @@ base_url = "${OG}/"
 api_key = "${KEY}"
 default_team = "${TEAM}"
 """
-    env = {"HOST": "0.0.0.0", "DIR": "/var/lib", "NAME": "am", "TPL": "t.j2", "T1": "token-one-1", "OG": "http://og:1", "KEY": "k", "TEAM": "ops"}
+    env = {
+        "HOST": "0.0.0.0",
+        "DIR": "/var/lib",
+        "NAME": "am",
+        "TPL": "t.j2",
+        "T1": "token-one-1",
+        "OG": "http://og:1",
+        "KEY": "k",
+        "TEAM": "ops",
+    }
     config = parse_config(text, env)
     integration = config.integrations[0]
     assert config.server.host == "0.0.0.0"
     assert config.database.data_dir == Path("/var/lib/data")
     assert (integration.name, integration.template) == ("am", "t.j2")
     assert [str(t) for t in integration.tokens] == ["token-one-1", "literal-token-$5"]
-    assert (integration.target.base_url, str(integration.target.api_key), integration.target.default_team) == ("http://og:1", "k", "ops")
+    assert (integration.target.base_url, str(integration.target.api_key), integration.target.default_team) == (
+        "http://og:1",
+        "k",
+        "ops",
+    )
 
 
 def test_allow_unauthenticated_with_empty_or_missing_tokens() -> None:
@@ -360,10 +508,15 @@ def test_two_tokens_for_rotation_and_zero_integrations() -> None:
 def test_data_dir_resolution(tmp_path: Path) -> None:
     base = tmp_path / "conf"
     assert parse_config('[database]\ndata_dir = "pg"', {}, base_dir=base).database.data_dir == base / "pg"
-    assert parse_config(f'[database]\ndata_dir = "{tmp_path}/abs"', {}, base_dir=base).database.data_dir == tmp_path / "abs"
+    assert (
+        parse_config(f'[database]\ndata_dir = "{tmp_path}/abs"', {}, base_dir=base).database.data_dir
+        == tmp_path / "abs"
+    )
     assert parse_config("", {}, base_dir=base).database.data_dir == base / ".alertbridge"
     # ALERTBRIDGE_DATA_DIR is applied by the caller (it overrides the file), not by the parser.
-    assert parse_config("", {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}, base_dir=base).database.data_dir == base / ".alertbridge"
+    assert (
+        parse_config("", {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}, base_dir=base).database.data_dir == base / ".alertbridge"
+    )
 
 
 def test_load_config_reads_the_file_relative_to_its_folder(tmp_path: Path) -> None:
@@ -421,7 +574,11 @@ def test_demo_config() -> None:
         target = integration.target
         assert (target.base_url, target.region, str(target.api_key)) == ("http://127.0.0.1:8900", None, "demo-key")
         assert (target.scope_aliases, target.default_source) == (True, "alertbridge")
-        assert (integration.enabled, integration.forward_unknown, integration.allow_unauthenticated) == (True, False, False)
+        assert (integration.enabled, integration.forward_unknown, integration.allow_unauthenticated) == (
+            True,
+            False,
+            False,
+        )
     assert "demo-key" not in repr(config) and "demo-token" not in repr(config)
     assert demo_config("http://x").database.data_dir == Path(".alertbridge")
 
@@ -456,13 +613,25 @@ def test_every_key_is_documented() -> None:
     sections = {k.split(".")[0] for k in keys}
     documented_keys = {h for h in headings if h.split(".")[0] in sections and "." in h}
     assert documented_keys - keys == set(), "documented keys the parser does not accept"
-    for variable in ("ALERTBRIDGE_CONFIG", "ALERTBRIDGE_DATABASE_URL", "DATABASE_URL", "ALERTBRIDGE_DATA_DIR", "ALERTBRIDGE_LOG_LEVEL"):
+    for variable in (
+        "ALERTBRIDGE_CONFIG",
+        "ALERTBRIDGE_DATABASE_URL",
+        "DATABASE_URL",
+        "ALERTBRIDGE_DATA_DIR",
+        "ALERTBRIDGE_LOG_LEVEL",
+    ):
         assert f"### {variable}" in docs
 
 
 def test_example_file_parses_and_uses_every_key() -> None:
     path = ROOT / "alertbridge.example.toml"
-    env = {"DATABASE_URL": "postgresql://u:p@h/db", "AM_TOKEN": "am-token-123", "GRAFANA_TOKEN": "gr-token-123", "OPSGENIE_API_KEY": "key-1", "JSM_API_KEY": "key-2"}
+    env = {
+        "DATABASE_URL": "postgresql://u:p@h/db",
+        "AM_TOKEN": "am-token-123",
+        "GRAFANA_TOKEN": "gr-token-123",
+        "OPSGENIE_API_KEY": "key-1",
+        "JSM_API_KEY": "key-2",
+    }
     config = load_config(path, env)
     assert len(config.integrations) >= 2
     text = path.read_text(encoding="utf-8")

@@ -66,8 +66,12 @@ def do(client: httpx.Client, path: str, body: dict | None = None, prefix: str = 
 
 def test_auth_required() -> None:
     with run_emulator(api_keys={KEY}) as emu, httpx.Client(base_url=emu.base_url) as c:
-        for headers in ({}, {"Authorization": "GenieKey wrong"}, {"Authorization": f"Bearer {KEY}"},
-                        {"Authorization": "GenieKey"}):
+        for headers in (
+            {},
+            {"Authorization": "GenieKey wrong"},
+            {"Authorization": f"Bearer {KEY}"},
+            {"Authorization": "GenieKey"},
+        ):
             r = c.post("/v2/alerts", json={"message": "m"}, headers=headers)
             assert r.status_code == 401
             body = r.json()
@@ -136,8 +140,17 @@ def test_alias_dedup_then_new_alert_after_close(emu: RunningEmulator, client: ht
 
 
 def test_actions_by_alias(emu: RunningEmulator, client: httpx.Client) -> None:
-    payload = {"message": "m", "alias": "act", "details": {"k": "v"}, "priority": "P1", "entity": "e",
-               "responders": [{"type": "team", "name": "ops"}], "user": "u", "source": "s", "note": "n"}
+    payload = {
+        "message": "m",
+        "alias": "act",
+        "details": {"k": "v"},
+        "priority": "P1",
+        "entity": "e",
+        "responders": [{"type": "team", "name": "ops"}],
+        "user": "u",
+        "source": "s",
+        "note": "n",
+    }
     created = do(client, "/v2/alerts", payload)
     ack = do(client, "/v2/alerts/act/acknowledge", {"user": "alice"}, identifierType="alias")
     assert (ack["action"], ack["isSuccess"], ack["alertId"]) == ("Acknowledge", True, created["alertId"])
@@ -261,8 +274,16 @@ def test_fault_429_then_normal(emu: RunningEmulator, client: httpx.Client) -> No
 
 def test_fault_503_custom_and_get(client: httpx.Client) -> None:
     client.post("/_control/faults", json={"status": 503, "count": 1})
-    client.post("/_control/faults", json={"status": 502, "count": 1, "methods": ["GET"],
-                                          "headers": {"X-Extra": "1"}, "body": {"message": "bad gateway"}})
+    client.post(
+        "/_control/faults",
+        json={
+            "status": 502,
+            "count": 1,
+            "methods": ["GET"],
+            "headers": {"X-Extra": "1"},
+            "body": {"message": "bad gateway"},
+        },
+    )
     r = client.get("/v2/alerts")  # the GET-only fault matches first for a GET
     assert (r.status_code, r.headers["X-Extra"], r.json()) == (502, "1", {"message": "bad gateway"})
     r = client.post("/v2/alerts", json={"message": "m"})

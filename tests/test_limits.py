@@ -74,8 +74,12 @@ def _strings(value: Any) -> list[str]:
         ({"action": "close", "alias": 42}, "close", "42", {}),
         ({"action": "close", "alias": " \u200bab\u202ec\n"}, "close", "abc", {}),
         # fields the action does not send are dropped silently
-        ({**create(priority="P1", tags=["x"], note="n", user="u"), "action": "close"}, "close", "a1",
-         {"user": "u", "note": "n"}),
+        (
+            {**create(priority="P1", tags=["x"], note="n", user="u"), "action": "close"},
+            "close",
+            "a1",
+            {"user": "u", "note": "n"},
+        ),
         ({"action": "acknowledge", "alias": "a", "message": "m", "source": "s"}, "acknowledge", "a", {"source": "s"}),
         ({"action": "note", "alias": "a", "note": "hello", "tags": ["t"]}, "note", "a", {"note": "hello"}),
         ({"action": "ignore", "message": "m", "tags": ["t"]}, "ignore", "", {}),
@@ -87,23 +91,46 @@ def _strings(value: Any) -> list[str]:
         # scalars become text
         (create(message=3.5, entity=12, user=True), "create", "a1", {"message": "3.5", "entity": "12", "user": "true"}),
         # tags: scalars coerced, trimmed, empty and duplicate dropped, order kept
-        (create(tags=["b", 1, "", None, " b ", False, "a"]), "create", "a1",
-         {"message": "m", "tags": ["b", "1", "false", "a"]}),
-        (create(actions=["Restart", "Restart", "Silence"]), "create", "a1",
-         {"message": "m", "actions": ["Restart", "Silence"]}),
+        (
+            create(tags=["b", 1, "", None, " b ", False, "a"]),
+            "create",
+            "a1",
+            {"message": "m", "tags": ["b", "1", "false", "a"]},
+        ),
+        (
+            create(actions=["Restart", "Restart", "Silence"]),
+            "create",
+            "a1",
+            {"message": "m", "actions": ["Restart", "Silence"]},
+        ),
         # details: str kept, null dropped, others compact JSON
-        (create(details={"s": "x", "n": None, "i": 5, "b": False, "l": [1, "a"], "o": {"k": "é"}}), "create", "a1",
-         {"message": "m", "details": {"s": "x", "i": "5", "b": "false", "l": '[1,"a"]', "o": '{"k":"é"}'}}),
+        (
+            create(details={"s": "x", "n": None, "i": 5, "b": False, "l": [1, "a"], "o": {"k": "é"}}),
+            "create",
+            "a1",
+            {"message": "m", "details": {"s": "x", "i": "5", "b": "false", "l": '[1,"a"]', "o": '{"k":"é"}'}},
+        ),
         # responders/visibleTo: type normalized to lower case, empty names dropped
-        (create(responders=[{"type": "Team", "name": "ops"}, {"type": "user", "username": "a@example.net", "id": ""}],
-                visibleTo=[{"type": "team", "id": "t-1"}]),
-         "create", "a1",
-         {"message": "m",
-          "responders": [{"type": "team", "name": "ops"}, {"type": "user", "username": "a@example.net"}],
-          "visibleTo": [{"type": "team", "id": "t-1"}]}),
+        (
+            create(
+                responders=[{"type": "Team", "name": "ops"}, {"type": "user", "username": "a@example.net", "id": ""}],
+                visibleTo=[{"type": "team", "id": "t-1"}],
+            ),
+            "create",
+            "a1",
+            {
+                "message": "m",
+                "responders": [{"type": "team", "name": "ops"}, {"type": "user", "username": "a@example.net"}],
+                "visibleTo": [{"type": "team", "id": "t-1"}],
+            },
+        ),
         # fields come out in OpsGenie's order, whatever the template's order
-        ({"note": "n", "source": "s", "message": "m", "alias": "a", "action": "create"}, "create", "a",
-         {"message": "m", "source": "s", "note": "n"}),
+        (
+            {"note": "n", "source": "s", "message": "m", "alias": "a", "action": "create"},
+            "create",
+            "a",
+            {"message": "m", "source": "s", "note": "n"},
+        ),
     ],
 )
 def test_normalize_event_accepts(raw: dict[str, Any], action: str, alias: str, fields: dict[str, Any]) -> None:
@@ -127,31 +154,59 @@ def test_ignore_keeps_reason() -> None:
     [
         ([], None, "event 3: must be a JSON object, got an array"),
         ("x", None, "event 3: must be a JSON object, got 'x'"),
-        ({"alias": "a"}, "action",
-         "event 3: field 'action' is required (one of create, acknowledge, close, note, ignore)"),
-        ({"action": "Create", "alias": "a"}, "action",
-         "event 3: field 'action' must be one of create, acknowledge, close, note, ignore, got 'Create'"),
-        ({"action": 1, "alias": "a"}, "action",
-         "event 3: field 'action' must be one of create, acknowledge, close, note, ignore, got 1"),
+        (
+            {"alias": "a"},
+            "action",
+            "event 3: field 'action' is required (one of create, acknowledge, close, note, ignore)",
+        ),
+        (
+            {"action": "Create", "alias": "a"},
+            "action",
+            "event 3: field 'action' must be one of create, acknowledge, close, note, ignore, got 'Create'",
+        ),
+        (
+            {"action": 1, "alias": "a"},
+            "action",
+            "event 3: field 'action' must be one of create, acknowledge, close, note, ignore, got 1",
+        ),
         ({"action": "close"}, "alias", "event 3: field 'alias' is required for action 'close'"),
         ({"action": "close", "alias": None}, "alias", "event 3: field 'alias' is required for action 'close'"),
         ({"action": "close", "alias": ""}, "alias", "event 3: field 'alias' must not be empty"),
-        ({"action": "close", "alias": "\u200b\u202e"}, "alias",
-         "event 3: field 'alias' is empty after removing control and invisible characters"),
+        (
+            {"action": "close", "alias": "\u200b\u202e"},
+            "alias",
+            "event 3: field 'alias' is empty after removing control and invisible characters",
+        ),
         ({"action": "close", "alias": 1.5}, "alias", "event 3: field 'alias' must be a string, got 1.5"),
         ({"action": "close", "alias": True}, "alias", "event 3: field 'alias' must be a string, got true"),
         ({"action": "close", "alias": ["a"]}, "alias", "event 3: field 'alias' must be a string, got an array"),
-        (create(status="firing"), "status", "event 3: field 'status' is not a known event field (allowed: action, "
-         "alias, reason, message, description, responders, visibleTo, actions, tags, details, entity, source, "
-         "priority, user, note)"),
-        ({"action": "create", "alias": "a"}, "message",
-         "event 3: field 'message' is required for action 'create' and must not be empty"),
-        (create(message="  "), "message",
-         "event 3: field 'message' is required for action 'create' and must not be empty"),
-        (create(message="\x00"), "message",
-         "event 3: field 'message' is required for action 'create' and must not be empty"),
-        ({"action": "note", "alias": "a"}, "note",
-         "event 3: field 'note' is required for action 'note' and must not be empty"),
+        (
+            create(status="firing"),
+            "status",
+            "event 3: field 'status' is not a known event field (allowed: action, "
+            "alias, reason, message, description, responders, visibleTo, actions, tags, details, entity, source, "
+            "priority, user, note)",
+        ),
+        (
+            {"action": "create", "alias": "a"},
+            "message",
+            "event 3: field 'message' is required for action 'create' and must not be empty",
+        ),
+        (
+            create(message="  "),
+            "message",
+            "event 3: field 'message' is required for action 'create' and must not be empty",
+        ),
+        (
+            create(message="\x00"),
+            "message",
+            "event 3: field 'message' is required for action 'create' and must not be empty",
+        ),
+        (
+            {"action": "note", "alias": "a"},
+            "note",
+            "event 3: field 'note' is required for action 'note' and must not be empty",
+        ),
         (create(message={"a": 1}), "message", "event 3: field 'message' must be a string, got an object"),
         (create(description=["x"]), "description", "event 3: field 'description' must be a string, got an array"),
         (create(priority="high"), "priority", "event 3: field 'priority' must be one of P1..P5, got 'high'"),
@@ -160,39 +215,72 @@ def test_ignore_keeps_reason() -> None:
         (create(tags=["a", {"b": 1}]), "tags[1]", "event 3: field 'tags[1]' must be a string, got an object"),
         (create(actions={"a": 1}), "actions", "event 3: field 'actions' must be an array of strings, got an object"),
         (create(details=["a"]), "details", "event 3: field 'details' must be an object, got an array"),
-        (create(responders={"type": "team"}), "responders",
-         "event 3: field 'responders' must be an array of objects, got an object"),
-        (create(responders=["ops"]), "responders[0]",
-         "event 3: field 'responders[0]' must be an object with 'type' and 'id' or 'name', got 'ops'"),
-        (create(responders=[{"name": "ops"}]), "responders[0].type",
-         "event 3: field 'responders[0].type' must be one of team, user, escalation, schedule, got null"),
-        (create(responders=[{"type": "group", "name": "ops"}]), "responders[0].type",
-         "event 3: field 'responders[0].type' must be one of team, user, escalation, schedule, got 'group'"),
-        (create(responders=[{"type": "team"}]), "responders[0]",
-         "event 3: field 'responders[0]' needs 'id' or 'name' for type 'team'"),
-        (create(responders=[{"type": "user", "name": "Ann"}]), "responders[0]",
-         "event 3: field 'responders[0]' needs 'id' or 'username' for type 'user'"),
-        (create(responders=[{"type": "team", "name": "ops", "x": 1}]), "responders[0]",
-         "event 3: field 'responders[0]' has unknown key 'x' (allowed: type, id, name, username)"),
-        (create(visibleTo=[{"type": "schedule", "name": "s"}]), "visibleTo[0].type",
-         "event 3: field 'visibleTo[0].type' must be one of team, user, got 'schedule'"),
-        (create(responders=[{"type": "team", "name": ["x"]}]), "responders[0].name",
-         "event 3: field 'responders[0].name' must be a string, got an array"),
+        (
+            create(responders={"type": "team"}),
+            "responders",
+            "event 3: field 'responders' must be an array of objects, got an object",
+        ),
+        (
+            create(responders=["ops"]),
+            "responders[0]",
+            "event 3: field 'responders[0]' must be an object with 'type' and 'id' or 'name', got 'ops'",
+        ),
+        (
+            create(responders=[{"name": "ops"}]),
+            "responders[0].type",
+            "event 3: field 'responders[0].type' must be one of team, user, escalation, schedule, got null",
+        ),
+        (
+            create(responders=[{"type": "group", "name": "ops"}]),
+            "responders[0].type",
+            "event 3: field 'responders[0].type' must be one of team, user, escalation, schedule, got 'group'",
+        ),
+        (
+            create(responders=[{"type": "team"}]),
+            "responders[0]",
+            "event 3: field 'responders[0]' needs 'id' or 'name' for type 'team'",
+        ),
+        (
+            create(responders=[{"type": "user", "name": "Ann"}]),
+            "responders[0]",
+            "event 3: field 'responders[0]' needs 'id' or 'username' for type 'user'",
+        ),
+        (
+            create(responders=[{"type": "team", "name": "ops", "x": 1}]),
+            "responders[0]",
+            "event 3: field 'responders[0]' has unknown key 'x' (allowed: type, id, name, username)",
+        ),
+        (
+            create(visibleTo=[{"type": "schedule", "name": "s"}]),
+            "visibleTo[0].type",
+            "event 3: field 'visibleTo[0].type' must be one of team, user, got 'schedule'",
+        ),
+        (
+            create(responders=[{"type": "team", "name": ["x"]}]),
+            "responders[0].name",
+            "event 3: field 'responders[0].name' must be a string, got an array",
+        ),
     ],
 )
 def test_normalize_event_refuses(raw: Any, field: str | None, message: str) -> None:
     with pytest.raises(EventError) as caught:
         normalize_event(raw, index=3)
     assert (caught.value.index, caught.value.field, caught.value.message, str(caught.value)) == (
-        3, field, message, message
+        3,
+        field,
+        message,
+        message,
     )
 
 
 def test_event_error_is_a_value_error_and_pickles() -> None:
     error = EventError(2, "priority", "must be one of P1..P5, got 'high'")
     assert isinstance(error, ValueError)
-    assert error.to_dict() == {"index": 2, "field": "priority",
-                               "message": "event 2: field 'priority' must be one of P1..P5, got 'high'"}
+    assert error.to_dict() == {
+        "index": 2,
+        "field": "priority",
+        "message": "event 2: field 'priority' must be one of P1..P5, got 'high'",
+    }
     assert pickle.loads(pickle.dumps(error)).to_dict() == error.to_dict()
 
 
@@ -209,12 +297,18 @@ def test_bad_value_is_shown_short() -> None:
 @pytest.mark.parametrize(
     ("raw", "fields"),
     [
-        (create(), {"message": "m", "responders": [{"type": "team", "name": "ops"}], "source": "bridge",
-                    "priority": "P4"}),
-        (create(responders=[{"type": "user", "id": "u1"}], priority="P1", source="am"),
-         {"message": "m", "responders": [{"type": "user", "id": "u1"}], "source": "am", "priority": "P1"}),
-        (create(responders=[], priority=None, source=""),  # empty counts as "gave none"
-         {"message": "m", "responders": [{"type": "team", "name": "ops"}], "source": "bridge", "priority": "P4"}),
+        (
+            create(),
+            {"message": "m", "responders": [{"type": "team", "name": "ops"}], "source": "bridge", "priority": "P4"},
+        ),
+        (
+            create(responders=[{"type": "user", "id": "u1"}], priority="P1", source="am"),
+            {"message": "m", "responders": [{"type": "user", "id": "u1"}], "source": "am", "priority": "P1"},
+        ),
+        (
+            create(responders=[], priority=None, source=""),  # empty counts as "gave none"
+            {"message": "m", "responders": [{"type": "team", "name": "ops"}], "source": "bridge", "priority": "P4"},
+        ),
         ({"action": "close", "alias": "a"}, {"source": "bridge"}),
         ({"action": "note", "alias": "a", "note": "n"}, {"note": "n", "source": "bridge"}),
         ({"action": "ignore"}, {}),
@@ -265,8 +359,10 @@ def test_tags_equal_after_truncation_are_deduplicated() -> None:
 def test_actions_over_length_and_count() -> None:
     event = normalize_event(create(actions=[f"action {i}" for i in range(12)] + ["z" * 80]))
     assert event.fields["actions"] == [f"action {i}" for i in range(10)]
-    assert event.cuts == (Cut("actions[12]", "80 -> 50 characters"),
-                          Cut("actions", "dropped 3 actions over the limit of 10"))
+    assert event.cuts == (
+        Cut("actions[12]", "80 -> 50 characters"),
+        Cut("actions", "dropped 3 actions over the limit of 10"),
+    )
 
 
 def test_details_total_limit_cuts_the_crossing_value_and_drops_the_rest() -> None:

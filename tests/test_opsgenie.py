@@ -13,7 +13,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
 from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse, Response as StarletteResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
 
 from app.opsgenie import (
@@ -46,9 +47,30 @@ BASES = {
     "jsm": ("https://api.atlassian.com/jsm/ops/integration", "https://api.atlassian.com/jsm/ops/integration/v2/alerts"),
     "custom": ("http://127.0.0.1:8900/og/", "http://127.0.0.1:8900/og/v2/alerts"),
 }
-FIELDS = {"message": "Disk full", "description": "d", "user": "u", "source": "s", "note": "n", "tags": ["a"], "priority": "P2"}
+FIELDS = {
+    "message": "Disk full",
+    "description": "d",
+    "user": "u",
+    "source": "s",
+    "note": "n",
+    "tags": ["a"],
+    "priority": "P2",
+}
 ACTIONS = [
-    ("create", "", {"message": "Disk full", "alias": "am:x", "description": "d", "user": "u", "source": "s", "note": "n", "tags": ["a"], "priority": "P2"}),
+    (
+        "create",
+        "",
+        {
+            "message": "Disk full",
+            "alias": "am:x",
+            "description": "d",
+            "user": "u",
+            "source": "s",
+            "note": "n",
+            "tags": ["a"],
+            "priority": "P2",
+        },
+    ),
     ("acknowledge", "/am%3Ax/acknowledge?identifierType=alias", {"user": "u", "source": "s", "note": "n"}),
     ("close", "/am%3Ax/close?identifierType=alias", {"user": "u", "source": "s", "note": "n"}),
     ("note", "/am%3Ax/notes?identifierType=alias", {"note": "n", "user": "u", "source": "s"}),
@@ -66,13 +88,25 @@ def test_build_request(region: str, action: str, suffix: str, body: dict[str, An
 
 
 def test_create_body_order_is_message_alias_then_fields_as_given() -> None:
-    request = build_request("https://x", "create", "a1", {"tags": ["t"], "alias": "ignored", "message": "m", "details": {"k": "v"}, "entity": None})
-    assert list((request.json or {}).items()) == [("message", "m"), ("alias", "a1"), ("tags", ["t"]), ("details", {"k": "v"})]
+    request = build_request(
+        "https://x",
+        "create",
+        "a1",
+        {"tags": ["t"], "alias": "ignored", "message": "m", "details": {"k": "v"}, "entity": None},
+    )
+    assert list((request.json or {}).items()) == [
+        ("message", "m"),
+        ("alias", "a1"),
+        ("tags", ["t"]),
+        ("details", {"k": "v"}),
+    ]
 
 
 def test_actions_send_only_present_fields() -> None:
     assert build_request("https://x", "close", "a", {}).json == {}
-    assert build_request("https://x", "acknowledge", "a", {"message": "m", "user": None, "source": "s"}).json == {"source": "s"}
+    assert build_request("https://x", "acknowledge", "a", {"message": "m", "user": None, "source": "s"}).json == {
+        "source": "s"
+    }
     assert build_request("https://x", "note", "a", {"note": "hello"}).json == {"note": "hello"}
 
 
@@ -113,7 +147,11 @@ def test_alias_is_percent_encoded_in_the_path(alias: str, encoded: str) -> None:
 )
 def test_traceparent_kept_or_dropped(traceparent: str | None, kept: bool) -> None:
     headers = build_request("https://x", "create", "a", {"message": "m"}, traceparent=traceparent).headers
-    assert headers == ({"Content-Type": "application/json", "traceparent": traceparent} if kept else {"Content-Type": "application/json"})
+    assert headers == (
+        {"Content-Type": "application/json", "traceparent": traceparent}
+        if kept
+        else {"Content-Type": "application/json"}
+    )
 
 
 def test_build_request_refuses_bad_input() -> None:
@@ -137,42 +175,177 @@ def test_build_status_request() -> None:
 
 NOW = 1_700_000_000.0
 ACCEPTED = b'{"result":"Request will be processed","took":0.302,"requestId":"43a29c5c-3dbf-4fa4-9c26-f4f71023e120"}'
-ERR_422 = json.dumps({"message": "Request body is not processable. Please check the errors.", "errors": {"message": "Message can not be empty"}, "took": 0.0, "requestId": "r422"}).encode()
+ERR_422 = json.dumps(
+    {
+        "message": "Request body is not processable. Please check the errors.",
+        "errors": {"message": "Message can not be empty"},
+        "took": 0.0,
+        "requestId": "r422",
+    }
+).encode()
 CLASSIFY = [
     # (id, status, headers, body, action, expected)
     ("200", 200, {}, b"", "create", Outcome("delivered", "200 ok")),
-    ("202 requestId", 202, {}, ACCEPTED, "create", Outcome("delivered", "202 accepted", None, "43a29c5c-3dbf-4fa4-9c26-f4f71023e120")),
-    ("202 X-Request-ID", 202, {"x-request-id": "hdr-1"}, b"", "close", Outcome("delivered", "202 accepted", None, "hdr-1")),
-    ("400", 400, {}, b'{"message":"Could not parse JSON","took":0.0}', "create", Outcome("rejected", "400 bad request: Could not parse JSON")),
-    ("401", 401, {"X-Request-ID": "r401"}, b'{"message":"Could not authenticate","took":0.0}', "create", Outcome("config_error", "401 unauthorized: Could not authenticate", None, "r401")),
-    ("402", 402, {}, b'{"message":"Not in your plan"}', "create", Outcome("rejected", "402 payment required: Not in your plan")),
-    ("403", 403, {}, b'{"message":"You do not have the right"}', "close", Outcome("config_error", "403 forbidden: You do not have the right")),
-    ("404 create", 404, {}, b'{"message":"No such endpoint"}', "create", Outcome("rejected", "404 not found: No such endpoint")),
-    ("404 close", 404, {}, b'{"message":"Alert does not exist"}', "close", Outcome("rejected", "404 alert does not exist")),
+    (
+        "202 requestId",
+        202,
+        {},
+        ACCEPTED,
+        "create",
+        Outcome("delivered", "202 accepted", None, "43a29c5c-3dbf-4fa4-9c26-f4f71023e120"),
+    ),
+    (
+        "202 X-Request-ID",
+        202,
+        {"x-request-id": "hdr-1"},
+        b"",
+        "close",
+        Outcome("delivered", "202 accepted", None, "hdr-1"),
+    ),
+    (
+        "400",
+        400,
+        {},
+        b'{"message":"Could not parse JSON","took":0.0}',
+        "create",
+        Outcome("rejected", "400 bad request: Could not parse JSON"),
+    ),
+    (
+        "401",
+        401,
+        {"X-Request-ID": "r401"},
+        b'{"message":"Could not authenticate","took":0.0}',
+        "create",
+        Outcome("config_error", "401 unauthorized: Could not authenticate", None, "r401"),
+    ),
+    (
+        "402",
+        402,
+        {},
+        b'{"message":"Not in your plan"}',
+        "create",
+        Outcome("rejected", "402 payment required: Not in your plan"),
+    ),
+    (
+        "403",
+        403,
+        {},
+        b'{"message":"You do not have the right"}',
+        "close",
+        Outcome("config_error", "403 forbidden: You do not have the right"),
+    ),
+    (
+        "404 create",
+        404,
+        {},
+        b'{"message":"No such endpoint"}',
+        "create",
+        Outcome("rejected", "404 not found: No such endpoint"),
+    ),
+    (
+        "404 close",
+        404,
+        {},
+        b'{"message":"Alert does not exist"}',
+        "close",
+        Outcome("rejected", "404 alert does not exist"),
+    ),
     ("404 acknowledge", 404, {}, b"", "acknowledge", Outcome("rejected", "404 alert does not exist")),
     ("404 note", 404, {}, b"", "note", Outcome("rejected", "404 alert does not exist")),
-    ("422 errors", 422, {}, ERR_422, "create", Outcome("rejected", "422 rejected: message: Message can not be empty", None, "r422")),
-    ("422 two errors", 422, {}, b'{"message":"m","errors":{"message":"empty","priority":"bad"}}', "create", Outcome("rejected", "422 rejected: message: empty; priority: bad")),
+    (
+        "422 errors",
+        422,
+        {},
+        ERR_422,
+        "create",
+        Outcome("rejected", "422 rejected: message: Message can not be empty", None, "r422"),
+    ),
+    (
+        "422 two errors",
+        422,
+        {},
+        b'{"message":"m","errors":{"message":"empty","priority":"bad"}}',
+        "create",
+        Outcome("rejected", "422 rejected: message: empty; priority: bad"),
+    ),
     ("409 other 4xx", 409, {}, b'{"message":"busy"}', "close", Outcome("rejected", "409 conflict: busy")),
-    ("429 Retry-After seconds", 429, {"Retry-After": "7", "X-RateLimit-Period-In-Sec": "60", "X-RateLimit-Reason": "ACCOUNT"}, b"", "create", Outcome("retry", "429 rate limited (ACCOUNT)", 7.0)),
-    ("429 Retry-After date", 429, {"retry-after": email.utils.formatdate(NOW + 30, usegmt=True)}, b"", "create", Outcome("retry", "429 rate limited", 30.0)),
-    ("429 Retry-After past date", 429, {"Retry-After": email.utils.formatdate(NOW - 30, usegmt=True)}, b"", "create", Outcome("retry", "429 rate limited", 0.0)),
-    ("429 period", 429, {"x-ratelimit-period-in-sec": "1", "X-RateLimit-State": "THROTTLED", "X-RateLimit-Reason": "ACCOUNT"}, b"", "close", Outcome("retry", "429 rate limited (ACCOUNT)", 1.0)),
+    (
+        "429 Retry-After seconds",
+        429,
+        {"Retry-After": "7", "X-RateLimit-Period-In-Sec": "60", "X-RateLimit-Reason": "ACCOUNT"},
+        b"",
+        "create",
+        Outcome("retry", "429 rate limited (ACCOUNT)", 7.0),
+    ),
+    (
+        "429 Retry-After date",
+        429,
+        {"retry-after": email.utils.formatdate(NOW + 30, usegmt=True)},
+        b"",
+        "create",
+        Outcome("retry", "429 rate limited", 30.0),
+    ),
+    (
+        "429 Retry-After past date",
+        429,
+        {"Retry-After": email.utils.formatdate(NOW - 30, usegmt=True)},
+        b"",
+        "create",
+        Outcome("retry", "429 rate limited", 0.0),
+    ),
+    (
+        "429 period",
+        429,
+        {"x-ratelimit-period-in-sec": "1", "X-RateLimit-State": "THROTTLED", "X-RateLimit-Reason": "ACCOUNT"},
+        b"",
+        "close",
+        Outcome("retry", "429 rate limited (ACCOUNT)", 1.0),
+    ),
     ("429 none", 429, {}, b"", "create", Outcome("retry", "429 rate limited")),
-    ("429 garbage Retry-After", 429, {"Retry-After": "soon", "X-RateLimit-Period-In-Sec": "60"}, b"", "create", Outcome("retry", "429 rate limited", 60.0)),
+    (
+        "429 garbage Retry-After",
+        429,
+        {"Retry-After": "soon", "X-RateLimit-Period-In-Sec": "60"},
+        b"",
+        "create",
+        Outcome("retry", "429 rate limited", 60.0),
+    ),
     ("500", 500, {}, b"<html>oops</html>", "create", Outcome("retry", "500 server error")),
-    ("501", 501, {}, b'{"message":"Not implemented"}', "create", Outcome("rejected", "501 not implemented: Not implemented")),
+    (
+        "501",
+        501,
+        {},
+        b'{"message":"Not implemented"}',
+        "create",
+        Outcome("rejected", "501 not implemented: Not implemented"),
+    ),
     ("502", 502, {}, b"", "close", Outcome("retry", "502 server error")),
     ("503 Retry-After", 503, {"Retry-After": "120"}, b"", "create", Outcome("retry", "503 server error", 120.0)),
-    ("non-JSON body", 400, {}, b"<html>\n<b>Bad   request</b>\n</html>", "create", Outcome("rejected", "400 bad request: <html> <b>Bad request</b> </html>")),
+    (
+        "non-JSON body",
+        400,
+        {},
+        b"<html>\n<b>Bad   request</b>\n</html>",
+        "create",
+        Outcome("rejected", "400 bad request: <html> <b>Bad request</b> </html>"),
+    ),
     ("empty body", 422, {}, b"", "create", Outcome("rejected", "422 rejected: (no body)")),
     ("JSON array body", 400, {}, b"[1,2]", "create", Outcome("rejected", "400 bad request: [1,2]")),
     ("invalid UTF-8", 400, {}, b"\xff\xfe", "create", Outcome("rejected", "400 bad request: \ufffd\ufffd")),
-    ("redirect", 301, {"Location": "https://elsewhere/"}, b"", "create", Outcome("config_error", "301 redirect to https://elsewhere/: check the target base_url")),
+    (
+        "redirect",
+        301,
+        {"Location": "https://elsewhere/"},
+        b"",
+        "create",
+        Outcome("config_error", "301 redirect to https://elsewhere/: check the target base_url"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("status", "headers", "body", "action", "expected"), [c[1:] for c in CLASSIFY], ids=[c[0] for c in CLASSIFY])
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "action", "expected"), [c[1:] for c in CLASSIFY], ids=[c[0] for c in CLASSIFY]
+)
 def test_classify(status: int, headers: dict[str, str], body: bytes, action: str, expected: Outcome) -> None:
     assert classify(status, headers, body, action, now=NOW) == expected
 
@@ -195,11 +368,19 @@ def test_classify_caps_the_reason_and_never_raises(body: bytes) -> None:
 
 def test_classify_exception() -> None:
     request = httpx.Request("POST", "https://api.opsgenie.com/v2/alerts")
-    assert classify_exception(httpx.ReadTimeout("timed out", request=request), 10.0) == Outcome("retry", "timeout after 10.0s")
+    assert classify_exception(httpx.ReadTimeout("timed out", request=request), 10.0) == Outcome(
+        "retry", "timeout after 10.0s"
+    )
     assert classify_exception(httpx.ConnectTimeout("x")) == Outcome("retry", "timeout (ConnectTimeout)")
-    assert classify_exception(httpx.ConnectError("[Errno 111] Connection refused")) == Outcome("retry", "connection error: [Errno 111] Connection refused")
-    assert classify_exception(httpx.RemoteProtocolError("")) == Outcome("retry", "connection error: RemoteProtocolError")
-    assert classify_exception(ConnectionResetError(104, "Connection reset by peer")) == Outcome("retry", "connection error: [Errno 104] Connection reset by peer")
+    assert classify_exception(httpx.ConnectError("[Errno 111] Connection refused")) == Outcome(
+        "retry", "connection error: [Errno 111] Connection refused"
+    )
+    assert classify_exception(httpx.RemoteProtocolError("")) == Outcome(
+        "retry", "connection error: RemoteProtocolError"
+    )
+    assert classify_exception(ConnectionResetError(104, "Connection reset by peer")) == Outcome(
+        "retry", "connection error: [Errno 104] Connection reset by peer"
+    )
     assert classify_exception(RuntimeError("boom")) == Outcome("retry", "error: RuntimeError: boom")
 
 
@@ -209,7 +390,12 @@ def test_classify_exception() -> None:
 @pytest.mark.parametrize(
     ("status", "headers", "body", "expected"),
     [
-        (404, {"X-Opsgenie-Errortype": "RequestNotProcessed"}, b'{"message":"Request not processed yet"}', RequestStatus("pending")),
+        (
+            404,
+            {"X-Opsgenie-Errortype": "RequestNotProcessed"},
+            b'{"message":"Request not processed yet"}',
+            RequestStatus("pending"),
+        ),
         (
             200,
             {},
@@ -234,7 +420,16 @@ def test_classify_exception() -> None:
         (200, {}, b"not json", RequestStatus("unknown")),
         (500, {}, b"", RequestStatus("unknown")),
     ],
-    ids=["pending", "processed success", "processed failure", "unknown 404", "JSM unwrapped", "no isSuccess", "non-JSON", "500"],
+    ids=[
+        "pending",
+        "processed success",
+        "processed failure",
+        "unknown 404",
+        "JSM unwrapped",
+        "no isSuccess",
+        "non-JSON",
+        "500",
+    ],
 )
 def test_parse_request_status(status: int, headers: dict[str, str], body: bytes, expected: RequestStatus) -> None:
     assert parse_request_status(status, headers, body) == expected
@@ -252,7 +447,9 @@ class Recorder:
     async def endpoint(self, request: StarletteRequest) -> StarletteResponse:
         body = await request.body()
         raw_target = request.scope["raw_path"].decode() + ("?" + request.url.query if request.url.query else "")
-        self.requests.append({"method": request.method, "target": raw_target, "headers": dict(request.headers), "body": body})
+        self.requests.append(
+            {"method": request.method, "target": raw_target, "headers": dict(request.headers), "body": body}
+        )
         path = request.url.path
         if path.startswith("/slow/"):
             self.in_flight += 1
@@ -268,8 +465,12 @@ class Recorder:
         elif path.startswith("/big/"):
             return StarletteResponse(b"x" * (MAX_RESPONSE_BYTES * 4), status_code=200)
         elif path.startswith("/unauthorized/"):
-            return JSONResponse({"message": "Could not authenticate", "took": 0.0, "requestId": "r401"}, status_code=401)
-        return JSONResponse({"result": "Request will be processed", "took": 0.01, "requestId": "req-1"}, status_code=202)
+            return JSONResponse(
+                {"message": "Could not authenticate", "took": 0.0, "requestId": "r401"}, status_code=401
+            )
+        return JSONResponse(
+            {"result": "Request will be processed", "took": 0.01, "requestId": "req-1"}, status_code=202
+        )
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +480,9 @@ def server() -> Iterator[tuple[str, Recorder]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", ws="none", http="h11", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", ws="none", http="h11", timeout_graceful_shutdown=1
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -296,7 +499,9 @@ def server() -> Iterator[tuple[str, Recorder]]:
 @pytest.mark.anyio
 async def test_client_sends_genie_key_traceparent_and_json(server: tuple[str, Recorder]) -> None:
     base, recorder = server
-    request = build_request(base + "/og", "create", "am:x/1", {"message": "Disk full", "details": {"ü": "€"}}, traceparent=TRACEPARENT)
+    request = build_request(
+        base + "/og", "create", "am:x/1", {"message": "Disk full", "details": {"ü": "€"}}, traceparent=TRACEPARENT
+    )
     async with Client(timeout=5.0) as client:
         response = await client.send(request, "key-123")
     assert response.status == 202
@@ -312,7 +517,9 @@ async def test_client_sends_genie_key_traceparent_and_json(server: tuple[str, Re
     assert seen["headers"]["user-agent"].startswith("alertbridge/")
     assert json.loads(seen["body"]) == {"message": "Disk full", "alias": "am:x/1", "details": {"ü": "€"}}
     assert "key-123" not in repr(request) + repr(response)
-    assert classify(response.status, response.headers, response.body, "create") == Outcome("delivered", "202 accepted", None, "req-1")
+    assert classify(response.status, response.headers, response.body, "create") == Outcome(
+        "delivered", "202 accepted", None, "req-1"
+    )
 
 
 @pytest.mark.anyio
@@ -325,9 +532,15 @@ async def test_client_action_and_error_response(server: tuple[str, Recorder]) ->
     assert close.status == 202
     assert recorder.requests[-3]["target"] == "/v2/alerts/a%20b/close?identifierType=alias"
     assert json.loads(recorder.requests[-3]["body"]) == {"note": "resolved"}
-    assert (recorder.requests[-2]["method"], recorder.requests[-2]["target"], recorder.requests[-2]["body"]) == ("GET", "/v2/alerts/requests/req-1", b"")
+    assert (recorder.requests[-2]["method"], recorder.requests[-2]["target"], recorder.requests[-2]["body"]) == (
+        "GET",
+        "/v2/alerts/requests/req-1",
+        b"",
+    )
     assert status.status == 202
-    assert classify(denied.status, denied.headers, denied.body, "create") == Outcome("config_error", "401 unauthorized: Could not authenticate", None, "r401")
+    assert classify(denied.status, denied.headers, denied.body, "create") == Outcome(
+        "config_error", "401 unauthorized: Could not authenticate", None, "r401"
+    )
 
 
 @pytest.mark.anyio
@@ -391,7 +604,12 @@ async def test_client_with_a_custom_transport_overrides_authorization() -> None:
         seen.append(request)
         return httpx.Response(202, json={"requestId": "r"})
 
-    request = Request("POST", "http://x/v2/alerts", {"message": "m"}, {"Content-Type": "application/json", "authorization": "GenieKey smuggled"})
+    request = Request(
+        "POST",
+        "http://x/v2/alerts",
+        {"message": "m"},
+        {"Content-Type": "application/json", "authorization": "GenieKey smuggled"},
+    )
     client = Client(transport=httpx.MockTransport(handler))
     try:
         response = await client.send(request, "real")

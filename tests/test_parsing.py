@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.parsing import BodyError, parse_json_object
 from app import redact
+from app.parsing import BodyError, parse_json_object
 
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
 sys.path.insert(0, str(HOSTILE))
@@ -62,8 +62,17 @@ def test_depth_limit_is_configurable() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["malformed.json", "truncated.json", "empty_body.json", "whitespace_only_body.json", "form_encoded_body.txt",
-     "invalid_utf8.json", "top_level_array.json", "top_level_null.json", "top_level_string.json"],
+    [
+        "malformed.json",
+        "truncated.json",
+        "empty_body.json",
+        "whitespace_only_body.json",
+        "form_encoded_body.txt",
+        "invalid_utf8.json",
+        "top_level_array.json",
+        "top_level_null.json",
+        "top_level_string.json",
+    ],
 )
 def test_hostile_fixtures_are_refused(name: str) -> None:
     with pytest.raises(BodyError):
@@ -79,11 +88,28 @@ def test_generated_deep_bodies_are_refused() -> None:
 
 
 def test_redaction_of_headers_and_query() -> None:
-    h = redact.headers([("Authorization", "Bearer s3cret"), ("X-Bridge-Token", "abc"), ("Cookie", "a=b"),
-                        ("X-Api-Key", "k"), ("Content-Type", "application/json"), ("traceparent", "00-x"),
-                        ("X-Thing", "a\x00b")])
-    assert h == {"authorization": "[redacted]", "x-bridge-token": "[redacted]", "cookie": "[redacted]",
-                 "x-api-key": "[redacted]", "content-type": "application/json", "traceparent": "00-x",
-                 "x-thing": "ab"}
+    h = redact.headers(
+        [
+            ("Authorization", "Bearer s3cret"),
+            ("X-Bridge-Token", "abc"),
+            ("Cookie", "a=b"),
+            ("X-Api-Key", "k"),
+            ("Content-Type", "application/json"),
+            ("traceparent", "00-x"),
+            ("X-Thing", "a\x00b"),
+        ]
+    )
+    assert h == {
+        "authorization": "[redacted]",
+        "x-bridge-token": "[redacted]",
+        "cookie": "[redacted]",
+        "x-api-key": "[redacted]",
+        "content-type": "application/json",
+        "traceparent": "00-x",
+        "x-thing": "ab",
+    }
     assert redact.query([("token", "s3cret"), ("apiKey", "k"), ("region", "eu")]) == {
-        "token": "[redacted]", "apiKey": "[redacted]", "region": "eu"}
+        "token": "[redacted]",
+        "apiKey": "[redacted]",
+        "region": "eu",
+    }

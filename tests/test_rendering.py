@@ -30,8 +30,17 @@ SPIN = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% e
 
 def run(source: str, payload: Any = None, limits: RenderLimits = DEFAULT, **context: Any) -> list[dict[str, Any]]:
     template = compile_template(source, "t.j2")
-    return render(template, {"payload": payload if payload is not None else {}, "headers": {}, "query": {},
-                             "integration": "test", **context}, limits)
+    return render(
+        template,
+        {
+            "payload": payload if payload is not None else {},
+            "headers": {},
+            "query": {},
+            "integration": "test",
+            **context,
+        },
+        limits,
+    )
 
 
 def error_of(source: str, payload: Any = None, limits: RenderLimits = DEFAULT) -> TemplateError:
@@ -48,13 +57,18 @@ def error_of(source: str, payload: Any = None, limits: RenderLimits = DEFAULT) -
     ("source", "events"),
     [
         ('{"action": "create", "alias": "a", "message": "m"}', [{"action": "create", "alias": "a", "message": "m"}]),
-        ('[{"action": "close", "alias": "a"}, {"action": "close", "alias": "b"}]',
-         [{"action": "close", "alias": "a"}, {"action": "close", "alias": "b"}]),
+        (
+            '[{"action": "close", "alias": "a"}, {"action": "close", "alias": "b"}]',
+            [{"action": "close", "alias": "a"}, {"action": "close", "alias": "b"}],
+        ),
         ("[]", []),
         ("\n  [ ]  \n", []),
         ('{"message": {{ payload.text | tojson }}}', [{"message": "say \"hi\" <b> & 'bye'\n"}]),
-        ('{"n": {{ payload.n }}, "h": {{ headers["x-a"] | tojson }}, "q": {{ query.k | tojson }},'
-         ' "i": {{ integration | tojson }}}', [{"n": 5, "h": "1", "q": "v", "i": "test"}]),
+        (
+            '{"n": {{ payload.n }}, "h": {{ headers["x-a"] | tojson }}, "q": {{ query.k | tojson }},'
+            ' "i": {{ integration | tojson }}}',
+            [{"n": 5, "h": "1", "q": "v", "i": "test"}],
+        ),
     ],
 )
 def test_renders_events(source: str, events: list[dict[str, Any]]) -> None:
@@ -86,8 +100,10 @@ def test_payload_is_not_modified_and_lists_cannot_be_changed() -> None:
     error = error_of("{{ payload.tags.append('b') }}[]", payload)
     assert error.kind == "runtime" and "unsafe" in error.message
     assert payload == {"tags": ["a"]}
-    assert run('{% set ns = namespace(tags=[]) %}{% for t in ["a", "b"] %}{% set ns.tags = ns.tags + [t] %}'
-               '{% endfor %}{"tags": {{ ns.tags | tojson }}}') == [{"tags": ["a", "b"]}]
+    assert run(
+        '{% set ns = namespace(tags=[]) %}{% for t in ["a", "b"] %}{% set ns.tags = ns.tags + [t] %}'
+        '{% endfor %}{"tags": {{ ns.tags | tojson }}}'
+    ) == [{"tags": ["a", "b"]}]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -98,8 +114,13 @@ def test_payload_is_not_modified_and_lists_cannot_be_changed() -> None:
     ("source", "kind", "message", "line"),
     [
         ("[\n{% for %}\n]", "syntax", "Expected an expression, got 'end of statement block'", 2),
-        ("[\n\n{% if x %}\n]", "syntax", "Unexpected end of template. Jinja was looking for the following tags: "
-         "'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'.", 4),
+        (
+            "[\n\n{% if x %}\n]",
+            "syntax",
+            "Unexpected end of template. Jinja was looking for the following tags: "
+            "'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'.",
+            4,
+        ),
         ("{{ x | no_such_filter }}", "syntax", "No filter named 'no_such_filter'.", 1),
         ("[\n{{ payload.alert.summary }}\n]", "undefined", "'dict object' has no attribute 'alert'", 2),
         ('{\n"a": 1,\n"b": {{ nope | tojson }}\n}', "undefined", "'nope' is undefined", 3),
@@ -109,15 +130,33 @@ def test_payload_is_not_modified_and_lists_cannot_be_changed() -> None:
         ("{{ '' | from_json }}", "runtime", "from_json: invalid JSON (Expecting value at line 1 column 1)", 1),
         ("{{ [1] | labels_as_tags }}", "runtime", "labels_as_tags(): expected an object, got an array", 1),
         ("{{ 'high' | priority({'high': 'urgent'}) }}", "runtime", "priority(): 'urgent' is not one of P1..P5", 1),
-        ("[]\n{% include 'other.j2' %}", "syntax", "include, import and extends are not available: a payload "
-         "template is self-contained (define macros in the same template)", 2),
-        ("{% import 'm.j2' as m %}[]", "syntax", "include, import and extends are not available: a payload "
-         "template is self-contained (define macros in the same template)", 1),
-        ('{"message": "a" "b"}', "output",
-         "the rendered output is not valid JSON: Expecting ',' delimiter at line 1 column 17, "
-         "near '{\"message\": \"a\" ' >>> '\"b\"}'", None),
-        ('"just a string"', "output", "the rendered JSON is a string; expected an event object or an array of them",
-         None),
+        (
+            "[]\n{% include 'other.j2' %}",
+            "syntax",
+            "include, import and extends are not available: a payload "
+            "template is self-contained (define macros in the same template)",
+            2,
+        ),
+        (
+            "{% import 'm.j2' as m %}[]",
+            "syntax",
+            "include, import and extends are not available: a payload "
+            "template is self-contained (define macros in the same template)",
+            1,
+        ),
+        (
+            '{"message": "a" "b"}',
+            "output",
+            "the rendered output is not valid JSON: Expecting ',' delimiter at line 1 column 17, "
+            'near \'{"message": "a" \' >>> \'"b"}\'',
+            None,
+        ),
+        (
+            '"just a string"',
+            "output",
+            "the rendered JSON is a string; expected an event object or an array of them",
+            None,
+        ),
         ("null", "output", "the rendered JSON is null; expected an event object or an array of them", None),
         ('[{"a": 1}, [2]]', "output", "item 1 of the rendered array is an array; each event must be an object", None),
         ("  \n ", "output", "the template rendered nothing; render [] for no events", None),
@@ -258,8 +297,7 @@ def test_output_limit_counts_utf8_bytes() -> None:
 
 def test_max_events() -> None:
     source = (
-        '[{% for i in range(n) %}{"action": "close", "alias": "{{ i }}"}'
-        '{{ "," if not loop.last else "" }}{% endfor %}]'
+        '[{% for i in range(n) %}{"action": "close", "alias": "{{ i }}"}{{ "," if not loop.last else "" }}{% endfor %}]'
     )
     assert len(render(compile_template(source), {"n": 5}, RenderLimits(max_events=5))) == 5
     with pytest.raises(TemplateError) as caught:
@@ -346,8 +384,10 @@ def test_no_state_leaks_between_renders() -> None:
         ("'sev0' | priority({'SEV0': 'P1', 'warning': 'P5'})", "P1"),
         ("'warning' | priority({'SEV0': 'P1', 'warning': 'p5'})", "P5"),
         ("'abc' | sha256", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("{'b': '2', 'a': '1', 'n': none, 'e': '', 't': true, 'x': 1.5} | labels_as_tags",
-         ["a:1", "b:2", "t:true", "x:1.5"]),
+        (
+            "{'b': '2', 'a': '1', 'n': none, 'e': '', 't': true, 'x': 1.5} | labels_as_tags",
+            ["a:1", "b:2", "t:true", "x:1.5"],
+        ),
         ("{'b': '2', 'a': '1', 'c': '3'} | labels_as_tags(keys=['c', 'a', 'zz'])", ["a:1", "c:3"]),
         ("{'b': '2', 'a': '1', 'c': '3'} | labels_as_tags(exclude=['b'])", ["a:1", "c:3"]),
         ("('🔥' * 200) | truncate_chars(130)", "🔥" * 129 + "…"),

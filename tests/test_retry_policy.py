@@ -6,8 +6,9 @@ import pytest
 
 from app.outbox import RetryPolicy, backoff, next_retry
 
-P = RetryPolicy(backoff_base=1.0, backoff_max=300.0, max_age=3600.0, config_error_retry=60.0,
-                config_error_max_age=7200.0)
+P = RetryPolicy(
+    backoff_base=1.0, backoff_max=300.0, max_age=3600.0, config_error_retry=60.0, config_error_max_age=7200.0
+)
 
 
 @pytest.mark.parametrize(
@@ -20,26 +21,27 @@ def test_backoff_is_exponential_with_jitter_and_capped(attempt: int, rand: float
 
 TABLE = [
     # kind            attempt age      retry_after rand  expected
-    ("delivered",     1,      0.0,     None,       0.0,  None),
-    ("rejected",      1,      0.0,     None,       0.0,  None),
-    ("retry",         1,      0.0,     None,       0.0,  0.5),
-    ("retry",         3,      0.0,     None,       1.0,  4.0),
-    ("retry",         1,      0.0,     7.0,        0.0,  7.0),  # 429 asks for 7 s
-    ("retry",         1,      0.0,     900.0,      0.0,  900.0),  # honoured even above backoff_max
-    ("retry",         1,      3599.6,  None,       1.0,  None),  # past max age: dead
-    ("retry",         1,      3599.6,  None,       0.0,  None),
-    ("retry",         1,      3000.0,  None,       0.0,  0.5),
-    ("config_error",  1,      0.0,     None,       0.0,  60.0),
-    ("config_error",  40,     7150.0,  None,       0.0,  None),  # config errors give up later than max_age
-    ("config_error",  40,     4000.0,  None,       0.0,  60.0),
-    ("waiting",       1,      0.0,     None,       0.0,  0.25),
-    ("waiting",       4,      0.0,     None,       0.0,  1.0),
-    ("waiting",       100,    0.0,     None,       0.0,  5.0),
+    ("delivered", 1, 0.0, None, 0.0, None),
+    ("rejected", 1, 0.0, None, 0.0, None),
+    ("retry", 1, 0.0, None, 0.0, 0.5),
+    ("retry", 3, 0.0, None, 1.0, 4.0),
+    ("retry", 1, 0.0, 7.0, 0.0, 7.0),  # 429 asks for 7 s
+    ("retry", 1, 0.0, 900.0, 0.0, 900.0),  # honoured even above backoff_max
+    ("retry", 1, 3599.6, None, 1.0, None),  # past max age: dead
+    ("retry", 1, 3599.6, None, 0.0, None),
+    ("retry", 1, 3000.0, None, 0.0, 0.5),
+    ("config_error", 1, 0.0, None, 0.0, 60.0),
+    ("config_error", 40, 7150.0, None, 0.0, None),  # config errors give up later than max_age
+    ("config_error", 40, 4000.0, None, 0.0, 60.0),
+    ("waiting", 1, 0.0, None, 0.0, 0.25),
+    ("waiting", 4, 0.0, None, 0.0, 1.0),
+    ("waiting", 100, 0.0, None, 0.0, 5.0),
 ]
 
 
 @pytest.mark.parametrize(("kind", "attempt", "age", "retry_after", "rand", "expected"), TABLE)
-def test_next_retry(kind: str, attempt: int, age: float, retry_after: float | None, rand: float,
-                    expected: float | None) -> None:
+def test_next_retry(
+    kind: str, attempt: int, age: float, retry_after: float | None, rand: float, expected: float | None
+) -> None:
     got = next_retry(kind, attempt, age, P, retry_after=retry_after, rand=rand)
     assert got == (pytest.approx(expected) if expected is not None else None)

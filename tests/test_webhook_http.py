@@ -31,10 +31,21 @@ def bridge(emulator: RunningEmulator, database_url: str) -> Iterator[RunningServ
         yield server
 
 
-def post(bridge: RunningServer, body: bytes, *, integration: str = "alertmanager", headers: dict[str, str] | None = None,
-         params: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{bridge.base_url}/webhooks/{integration}", content=body,
-                      headers=AUTH if headers is None else headers, params=params, timeout=10)
+def post(
+    bridge: RunningServer,
+    body: bytes,
+    *,
+    integration: str = "alertmanager",
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    return httpx.post(
+        f"{bridge.base_url}/webhooks/{integration}",
+        content=body,
+        headers=AUTH if headers is None else headers,
+        params=params,
+        timeout=10,
+    )
 
 
 def inbound(db: psycopg.Connection) -> list[dict[str, Any]]:
@@ -43,8 +54,13 @@ def inbound(db: psycopg.Connection) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong-token-000"}, {"Authorization": f"Basic {TOKEN}"},
-     {"Authorization": "Bearer"}, {"Authorization": f"bearer-ish {TOKEN}"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-000"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer"},
+        {"Authorization": f"bearer-ish {TOKEN}"},
+    ],
 )
 def test_401_stores_nothing(bridge: RunningServer, db: psycopg.Connection, headers: dict[str, str]) -> None:
     r = post(bridge, fixture_bytes("alertmanager/01_firing_two_alerts.json"), headers=headers)
@@ -65,8 +81,11 @@ def test_second_token_and_query_token_are_accepted_and_redacted(bridge: RunningS
 def test_unknown_integration_is_404(bridge: RunningServer) -> None:
     r = post(bridge, b"{}", integration="nope")
     assert r.status_code == 404
-    assert r.json() == {"error": "unknown_integration", "message": "no integration named 'nope' is configured",
-                        "integrations": ["alertmanager", "generic"]}
+    assert r.json() == {
+        "error": "unknown_integration",
+        "message": "no integration named 'nope' is configured",
+        "integrations": ["alertmanager", "generic"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -123,8 +142,9 @@ def test_413_declared_and_streamed(bridge: RunningServer, db: psycopg.Connection
         ("hostile/wrong_types.json", ""),
     ],
 )
-def test_422_template_errors_are_stored_for_replay(bridge: RunningServer, db: psycopg.Connection, fixture: str,
-                                                   message: str) -> None:
+def test_422_template_errors_are_stored_for_replay(
+    bridge: RunningServer, db: psycopg.Connection, fixture: str, message: str
+) -> None:
     r = post(bridge, fixture_bytes(fixture))
     assert r.status_code == 422, r.text
     body = r.json()
@@ -136,15 +156,21 @@ def test_422_template_errors_are_stored_for_replay(bridge: RunningServer, db: ps
 
 
 def test_event_errors_are_422_with_the_event_index(bridge: RunningServer, db: psycopg.Connection) -> None:
-    r = post(bridge, json.dumps({"events": [{"action": "create", "alias": "a", "message": "ok"},
-                                            {"action": "explode", "alias": "b"}]}).encode(), integration="generic")
+    r = post(
+        bridge,
+        json.dumps(
+            {"events": [{"action": "create", "alias": "a", "message": "ok"}, {"action": "explode", "alias": "b"}]}
+        ).encode(),
+        integration="generic",
+    )
     assert r.status_code == 422
     assert r.json()["kind"] == "event" and r.json()["event"] == 1
     assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)  # all or nothing
 
 
-def test_503_when_the_database_is_down(bridge: RunningServer, database_url: str, pg_admin_url: str,
-                                       db: psycopg.Connection) -> None:
+def test_503_when_the_database_is_down(
+    bridge: RunningServer, database_url: str, pg_admin_url: str, db: psycopg.Connection
+) -> None:
     dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     db.close()
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
@@ -163,8 +189,9 @@ def test_503_when_the_database_is_down(bridge: RunningServer, database_url: str,
     assert httpx.get(f"{bridge.base_url}/readyz").status_code == 200
 
 
-def test_secrets_never_reach_the_database_or_logs(emulator: RunningEmulator, database_url: str,
-                                                  db: psycopg.Connection, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_reach_the_database_or_logs(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     with run_bridge(make_config(emulator.base_url), database_url) as bridge:
         body = fixture_bytes("alertmanager/01_firing_two_alerts.json")
@@ -173,15 +200,21 @@ def test_secrets_never_reach_the_database_or_logs(emulator: RunningEmulator, dat
         httpx.post(f"{bridge.base_url}/webhooks/alertmanager", content=body, params={"token": "bad-guess-token"})
         from tests.harness import wait_for
 
-        wait_for(lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0] >= 2,  # type: ignore[index]
-                 what="deliveries")
+        wait_for(
+            lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0] >= 2,  # type: ignore[index]
+            what="deliveries",
+        )
     dump = "\n".join(
-        text for table in ("integrations", "inbound_events", "aliases", "outbox", "delivery_attempts")
+        text
+        for table in ("integrations", "inbound_events", "aliases", "outbox", "delivery_attempts")
         for (text,) in db.execute(f"SELECT row_to_json(t)::text FROM {table} t")
     )
     # What the bridge logged (the test's own httpx client logs the URLs it posts to: that is the sender, not us).
-    logged = "\n".join(r.getMessage() for r in caplog.records
-                       if not (r.name.startswith(("httpx", "httpcore")) and "/webhooks/" in r.getMessage()))
+    logged = "\n".join(
+        r.getMessage()
+        for r in caplog.records
+        if not (r.name.startswith(("httpx", "httpcore")) and "/webhooks/" in r.getMessage())
+    )
     for secret in (TOKEN, "second-token-456", API_KEY, "sneaky-secret-9", "bad-guess-token"):
         assert secret not in dump
         assert secret not in logged

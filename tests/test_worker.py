@@ -69,7 +69,9 @@ async def test_two_workers_keep_per_alias_order(database_url: str, db: psycopg.C
 
         statuses = dict(db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
         assert statuses == {"delivered": 4 * n}
-        by_worker = dict(db.execute("SELECT worker, count(*) FROM delivery_attempts WHERE kind = 'send' GROUP BY worker").fetchall())
+        by_worker = dict(
+            db.execute("SELECT worker, count(*) FROM delivery_attempts WHERE kind = 'send' GROUP BY worker").fetchall()
+        )
         assert set(by_worker) == {"w0", "w1"}, "both workers should have delivered something"
 
         order: dict[str, list[str]] = defaultdict(list)
@@ -96,8 +98,10 @@ def test_pending_rows_are_delivered_after_a_restart(database_url: str, db: psyco
         assert db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone() == (3,)
         assert emu.state.requests == []
         with run_bridge(config, database_url, run_worker=True):
-            wait_for(lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone() == (3,),
-                     what="delivery after restart")
+            wait_for(
+                lambda: db.execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone() == (3,),
+                what="delivery after restart",
+            )
         emu.wait_idle()
         assert len(emu.state.alerts) == 3
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
-from sqlalchemy import text
 
 from app import __version__
 from app.db import is_unavailable
@@ -22,7 +22,10 @@ async def index(request: Request) -> JSONResponse:
         "webhooks": {name: f"{base}/webhooks/{name}" for name, e in sorted(endpoints.items()) if e.enabled},
     }
     if request.app.state.emulator_mounted:
-        body["emulator"] = {"alerts": f"{base}/emulator/_control/alerts", "requests": f"{base}/emulator/_control/requests"}
+        body["emulator"] = {
+            "alerts": f"{base}/emulator/_control/alerts",
+            "requests": f"{base}/emulator/_control/requests",
+        }
     return JSONResponse(body)
 
 

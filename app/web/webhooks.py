@@ -73,11 +73,16 @@ async def receive(request: Request) -> JSONResponse:
     max_body: int = request.app.state.max_body_bytes
     endpoint = endpoints.get(name)
     if endpoint is None or not endpoint.enabled:
-        return error(404, "unknown_integration", f"no integration named {name!r} is configured",
-                     integrations=sorted(n for n, e in endpoints.items() if e.enabled))
+        return error(
+            404,
+            "unknown_integration",
+            f"no integration named {name!r} is configured",
+            integrations=sorted(n for n, e in endpoints.items() if e.enabled),
+        )
     if not authenticated(endpoint, request):
-        return error(401, "unauthorized",
-                     "missing or wrong token: send 'Authorization: Bearer <token>' or '?token=<token>'")
+        return error(
+            401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>' or '?token=<token>'"
+        )
 
     inbound_meta = Inbound(
         body=b"",
@@ -100,8 +105,7 @@ async def receive(request: Request) -> JSONResponse:
     except Exception as exc:
         if is_unavailable(exc):
             log.warning("database unavailable; answering 503 to %s", name)
-            return error(503, "database_unavailable",
-                         "the database is unavailable; nothing was stored: retry later")
+            return error(503, "database_unavailable", "the database is unavailable; nothing was stored: retry later")
         log.exception("unexpected error while ingesting a webhook for %s", name)
         return error(500, "internal_error", "unexpected error; nothing was stored; see the bridge's log")
     return JSONResponse(result.body, status_code=result.status)
