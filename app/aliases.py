@@ -65,29 +65,35 @@ def decide(state: str | None, action: str, *, create_pending: bool = False, forw
 # --- queries -------------------------------------------------------------------------------------------
 
 
+_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
 async def lock(conn: AsyncConnection, integration: str, aliases: list[str]) -> None:
     """Serialize concurrent webhooks touching the same aliases (sorted, so two webhooks never deadlock)."""
     for alias in sorted(set(aliases)):
         await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            _LOCK_SQL,
             {"k": f"{integration}\x1f{alias}"},
         )
+
+
+_LOAD_SQL = text(
+    """
+    SELECT a.state, a.generation, a.count,
+           EXISTS (SELECT 1 FROM outbox o
+                   WHERE o.integration = a.integration AND o.alias = a.alias
+                     AND o.generation = a.generation AND o.action = 'create'
+                     AND o.status = 'pending') AS create_pending
+    FROM aliases a WHERE a.integration = :i AND a.alias = :a
+    """
+)
 
 
 async def load(conn: AsyncConnection, integration: str, alias: str) -> dict[str, Any] | None:
     row = (
         (
             await conn.execute(
-                text(
-                    """
-                SELECT a.state, a.generation, a.count,
-                       EXISTS (SELECT 1 FROM outbox o
-                               WHERE o.integration = a.integration AND o.alias = a.alias
-                                 AND o.generation = a.generation AND o.action = 'create'
-                                 AND o.status = 'pending') AS create_pending
-                FROM aliases a WHERE a.integration = :i AND a.alias = :a
-                """
-                ),
+                _LOAD_SQL,
                 {"i": integration, "a": alias},
             )
         )
@@ -101,6 +107,35 @@ def generation_for(current_generation: int | None, decision: Decision) -> int:
     """The alert generation an event belongs to: each close ends one, a create after it opens the next."""
     gen = current_generation or 0
     return gen + 1 if decision.new_generation else gen
+
+
+_APPLY_SQL = text(
+    """
+    INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count,
+                              opened_at, last_action, last_outbox_id)
+    SELECT :i, :a, :og, COALESCE(CAST(:state AS text), 'closed'), :gen, :delta, now(), :action, :o
+    WHERE CAST(:state AS text) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM aliases WHERE integration = :i AND alias = :a)
+    ON CONFLICT (integration, alias) DO UPDATE SET
+        opsgenie_alias = EXCLUDED.opsgenie_alias,
+        state = COALESCE(CAST(:state AS text), a.state),
+        generation = EXCLUDED.generation,
+        count = CASE WHEN :new_gen THEN :delta ELSE a.count + :delta END,
+        last_seen_at = now(),
+        last_action = EXCLUDED.last_action,
+        last_outbox_id = EXCLUDED.last_outbox_id,
+        opened_at = CASE WHEN :new_gen THEN now() ELSE a.opened_at END,
+        acknowledged_at = CASE WHEN :new_gen THEN NULL
+                               WHEN CAST(:state AS text) = 'acknowledged' AND a.state <> 'acknowledged'
+                               THEN now() ELSE a.acknowledged_at END,
+        closed_at = CASE WHEN :new_gen THEN NULL
+                         WHEN CAST(:state AS text) = 'closed' AND a.state <> 'closed'
+                         THEN now() ELSE a.closed_at END,
+        create_request_id = CASE WHEN :new_gen THEN NULL ELSE a.create_request_id END,
+        create_confirmed = CASE WHEN :new_gen THEN false ELSE a.create_confirmed END,
+        alert_id = CASE WHEN :new_gen THEN NULL ELSE a.alert_id END
+    """
+)
 
 
 async def apply(
@@ -119,33 +154,7 @@ async def apply(
     if decision.decision == IGNORE:
         return
     await conn.execute(
-        text(
-            """
-            INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count,
-                                      opened_at, last_action, last_outbox_id)
-            SELECT :i, :a, :og, COALESCE(CAST(:state AS text), 'closed'), :gen, :delta, now(), :action, :o
-            WHERE CAST(:state AS text) IS NOT NULL
-               OR EXISTS (SELECT 1 FROM aliases WHERE integration = :i AND alias = :a)
-            ON CONFLICT (integration, alias) DO UPDATE SET
-                opsgenie_alias = EXCLUDED.opsgenie_alias,
-                state = COALESCE(CAST(:state AS text), a.state),
-                generation = EXCLUDED.generation,
-                count = CASE WHEN :new_gen THEN :delta ELSE a.count + :delta END,
-                last_seen_at = now(),
-                last_action = EXCLUDED.last_action,
-                last_outbox_id = EXCLUDED.last_outbox_id,
-                opened_at = CASE WHEN :new_gen THEN now() ELSE a.opened_at END,
-                acknowledged_at = CASE WHEN :new_gen THEN NULL
-                                       WHEN CAST(:state AS text) = 'acknowledged' AND a.state <> 'acknowledged'
-                                       THEN now() ELSE a.acknowledged_at END,
-                closed_at = CASE WHEN :new_gen THEN NULL
-                                 WHEN CAST(:state AS text) = 'closed' AND a.state <> 'closed'
-                                 THEN now() ELSE a.closed_at END,
-                create_request_id = CASE WHEN :new_gen THEN NULL ELSE a.create_request_id END,
-                create_confirmed = CASE WHEN :new_gen THEN false ELSE a.create_confirmed END,
-                alert_id = CASE WHEN :new_gen THEN NULL ELSE a.alert_id END
-            """
-        ),
+        _APPLY_SQL,
         {
             "i": integration,
             "a": alias,

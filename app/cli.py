@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from app.rendering import TemplateError, compile_template, load_template_source
 
     defaults = Defaults()
+    priorities: Mapping[str, str] = {}
     scope: str | None = None
     base_url = args.base_url
     if args.config:
@@ -206,6 +207,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             t = integ.target
             defaults = Defaults(team=t.default_team, priority=t.default_priority, source=t.default_source)
             scope = integ.name if t.scope_aliases else None
+            priorities = integ.priorities
             base_url = base_url or t.base_url
     try:
         name, source = load_template_source(args.template, Path.cwd())
@@ -219,6 +221,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         template=template,
         defaults=defaults,
         scope_aliases=scope is not None,
+        priorities=priorities,
     )
     prepared = prepare(route, Inbound(body=body, content_type="application/json"))
     if prepared.error is not None:

@@ -1,21 +1,24 @@
 """The TOML config file: text and an environment mapping in, frozen dataclasses out.
 
-Pure: only `load_config` touches the file system (to read the file). Every string value may use
-`${VAR}` (read from the given environment) and `$${` for a literal `${`. Secrets (tokens, API keys,
-the database URL) are wrapped in `starlette.datastructures.Secret`, whose repr hides the value, so a
-`Config` can be printed or logged safely; call `str(secret)` where the value is really needed.
+Pure, except that `load_config` reads the file and `signature.signing_cert_file` must exist. Every
+string value may use `${VAR}` (read from the given environment) and `$${` for a literal `${`. Secrets
+(tokens, API keys, signature secrets, the database URL) are wrapped in `starlette.datastructures.Secret`,
+whose repr hides the value, so a `Config` can be printed or logged safely; call `str(secret)` where the
+value is really needed.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +33,13 @@ PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MIN_TOKEN_LENGTH = 8
 MAX_SOURCE_LENGTH = 100  # OpsGenie's limit for the `source` field
+MAX_HEADER_NAME_LENGTH = 100
+MAX_PRIORITY_KEY_LENGTH = 100
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 7230 token
+SNS_TOPIC_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$"
+SIGNATURE_KINDS = ("hmac-sha256", "sentry", "sns")
+SENTRY_SIGNATURE_HEADER = "sentry-hook-signature"
+SENTRY_TIMESTAMP_HEADER = "sentry-hook-timestamp"
 
 
 class ConfigError(ValueError):
@@ -68,7 +78,7 @@ class DeliveryConfig:
 @dataclass(frozen=True)
 class RenderingConfig:
     timeout_seconds: float = 2.0
-    max_output_bytes: int = 1_048_576
+    max_output_bytes: int = 4_194_304
     max_events: int = 1000
 
 
@@ -84,6 +94,20 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class SignatureConfig:
+    """`[integrations.signature]`: how the raw body is signed. Which fields apply depends on `kind`."""
+
+    kind: str  # one of SIGNATURE_KINDS
+    secret: Secret | None = None  # hmac-sha256, sentry (required)
+    header: str | None = None  # hmac-sha256 (required), sentry (has a default); lower-case
+    timestamp_header: str | None = None  # hmac-sha256 (optional), sentry (has a default); lower-case
+    max_skew_seconds: float = 300.0  # hmac-sha256 with timestamp_header, sentry
+    topic_arns: tuple[str, ...] = ()  # sns: topics whose SubscriptionConfirmation is confirmed
+    signing_cert_file: Path | None = None  # sns: PEM file used instead of fetching SigningCertURL
+    confirm_subscriptions: bool = True  # sns: GET the SubscribeURL for a listed topic
+
+
+@dataclass(frozen=True)
 class IntegrationConfig:
     name: str
     template: str
@@ -92,6 +116,10 @@ class IntegrationConfig:
     forward_unknown: bool = False
     enabled: bool = True
     allow_unauthenticated: bool = False
+    token_header: str | None = None  # lower-case
+    # severity word (lower-case, stripped) -> "P1".."P5"; read-only
+    priorities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    signature: SignatureConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +308,61 @@ def _tokens(value: Any, path: str, ctx: _Ctx) -> tuple[Secret, ...]:
     return tokens
 
 
+def _header_name(value: Any, path: str, ctx: _Ctx) -> str:
+    text = _expanded(value, path, ctx)
+    if len(text) > MAX_HEADER_NAME_LENGTH or not re.fullmatch(HEADER_NAME_PATTERN, text):
+        raise ctx.error(
+            path,
+            f"must be an HTTP header name: 1 to {MAX_HEADER_NAME_LENGTH} letters, digits and "
+            f"!#$%&'*+-.^_`|~ (got {text!r})",
+        )
+    return text.lower()
+
+
+def _toml_key(key: str) -> str:
+    """A key as written in TOML: bare if it can be, else quoted (`"needs attention"`)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _priorities(value: Any, path: str, ctx: _Ctx) -> Mapping[str, str]:
+    """A free-form table: any severity word -> "P1".."P5" (either case). Keys are lower-cased and stripped."""
+    if not isinstance(value, dict):
+        raise ctx.error(path, f"must be a table (got {_type_name(value)})")
+    priorities: dict[str, str] = {}
+    first_key: dict[str, str] = {}
+    for raw_key, item in value.items():
+        key_path = f"{path}.{_toml_key(raw_key)}"
+        key = raw_key.strip().lower()
+        if not key or len(key) > MAX_PRIORITY_KEY_LENGTH:
+            raise ctx.error(key_path, f"key must be 1 to {MAX_PRIORITY_KEY_LENGTH} characters (got {len(key)})")
+        if key in first_key:
+            raise ctx.error(key_path, f"duplicate key (same as {path}.{_toml_key(first_key[key])} once lower-cased)")
+        text = _expanded(item, key_path, ctx)
+        priority = text.strip().upper()
+        if priority not in PRIORITIES:
+            listed = ", ".join(repr(p) for p in PRIORITIES)
+            raise ctx.error(key_path, f"must be one of {listed}, in either case (got {text!r})")
+        first_key[key] = raw_key
+        priorities[key] = priority
+    return MappingProxyType(priorities)
+
+
+def _topic_arns(value: Any, path: str, ctx: _Ctx) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ctx.error(path, f"must be an array of strings (got {_type_name(value)})")
+    arns: list[str] = []
+    for i, item in enumerate(value):
+        arn = _expanded(item, f"{path}[{i}]", ctx)
+        if not re.fullmatch(SNS_TOPIC_ARN_PATTERN, arn):
+            raise ctx.error(
+                f"{path}[{i}]", f"must be an SNS topic ARN like arn:aws:sns:<region>:<account>:<topic> (got {arn!r})"
+            )
+        if arn in arns:
+            raise ctx.error(f"{path}[{i}]", f"duplicate topic ARN (same as {path}[{arns.index(arn)}])")
+        arns.append(arn)
+    return tuple(arns)
+
+
 # --------------------------------------------------------------------------------------------
 # The schema: every accepted key, by table. Nested dicts are sub-tables. The docs test walks this.
 
@@ -320,14 +403,34 @@ _TARGET: dict[str, _Check] = {
     "default_source": _string(max_length=MAX_SOURCE_LENGTH),
     "scope_aliases": _boolean,
 }
+_SIGNATURE: dict[str, _Check] = {
+    "kind": _choice(SIGNATURE_KINDS),
+    "secret": _secret(min_length=MIN_TOKEN_LENGTH),
+    "header": _header_name,
+    "timestamp_header": _header_name,
+    "max_skew_seconds": _number(),
+    "topic_arns": _topic_arns,
+    "signing_cert_file": _path,
+    "confirm_subscriptions": _boolean,
+}
+# Which [integrations.signature] keys each kind accepts (besides `kind`), and which it requires.
+_SIGNATURE_KEYS = {
+    "hmac-sha256": {"secret", "header", "timestamp_header", "max_skew_seconds"},
+    "sentry": {"secret", "header", "timestamp_header", "max_skew_seconds"},
+    "sns": {"topic_arns", "signing_cert_file", "confirm_subscriptions"},
+}
+_SIGNATURE_REQUIRED = {"hmac-sha256": ("secret", "header"), "sentry": ("secret",), "sns": ()}
 _INTEGRATION: dict[str, Any] = {
     "name": _name,
     "template": _string(),
     "tokens": _tokens,
+    "token_header": _header_name,
     "allow_unauthenticated": _boolean,
     "forward_unknown": _boolean,
     "enabled": _boolean,
+    "priorities": _priorities,  # a free-form table, checked as one value
     "target": _TARGET,
+    "signature": _SIGNATURE,
 }
 _SCHEMA: dict[str, dict[str, Any]] = {
     "server": _SERVER,
@@ -409,21 +512,48 @@ def _target(raw: Any, path: str, ctx: _Ctx) -> TargetConfig:
     return TargetConfig(base_url=base_url or REGION_BASE_URLS[region], region=region, **values)
 
 
+def _signature(raw: Any, path: str, ctx: _Ctx) -> SignatureConfig:
+    values = _table(raw, path, ctx, _SIGNATURE, "integrations.signature")
+    _required(values, "kind", path, ctx, f" (one of {', '.join(repr(k) for k in SIGNATURE_KINDS)})")
+    kind = values["kind"]
+    for key in values:
+        if key != "kind" and key not in _SIGNATURE_KEYS[kind]:
+            raise ctx.error(f"{path}.{key}", f"not allowed with kind = {kind!r}")
+    for key in _SIGNATURE_REQUIRED[kind]:
+        _required(values, key, path, ctx, f" (kind = {kind!r} needs it)")
+    if kind == "hmac-sha256" and "max_skew_seconds" in values and "timestamp_header" not in values:
+        raise ctx.error(f"{path}.max_skew_seconds", "only applies with timestamp_header (set it, or remove this)")
+    if kind == "sentry":
+        values.setdefault("header", SENTRY_SIGNATURE_HEADER)
+        values.setdefault("timestamp_header", SENTRY_TIMESTAMP_HEADER)
+    cert_file = values.get("signing_cert_file")
+    if cert_file is not None and not cert_file.is_file():
+        raise ctx.error(f"{path}.signing_cert_file", f"file not found: {cert_file}")
+    return SignatureConfig(**values)
+
+
 def _integration(raw: Any, path: str, ctx: _Ctx) -> IntegrationConfig:
     values = _table(raw, path, ctx, _INTEGRATION, "integrations")
     _required(values, "name", path, ctx)
     _required(values, "template", path, ctx, " (a built-in template name or a path to a .j2 file)")
     _required(raw, "target", path, ctx, " (a [integrations.target] table)")
+    signature = _signature(raw["signature"], f"{path}.signature", ctx) if "signature" in raw else None
     open_door = values.get("allow_unauthenticated", False)
     tokens = values.get("tokens")
-    if tokens is None and not open_door:
+    # Tokens are required unless requests are let in without them or are authenticated by a signature.
+    if not tokens and not open_door and signature is None:
         _required(values, "tokens", path, ctx, f" (a list of at least one token of {MIN_TOKEN_LENGTH}+ characters)")
-    if tokens == () and not open_door:
-        raise ctx.error(f"{path}.tokens", "must not be empty (set allow_unauthenticated = true to accept any request)")
+        raise ctx.error(
+            f"{path}.tokens",
+            "must not be empty (set allow_unauthenticated = true to accept any request, "
+            "or add an [integrations.signature])",
+        )
     if tokens and open_door:
         raise ctx.error(f"{path}.allow_unauthenticated", "must be false when tokens are set (or set tokens = [])")
+    if signature is not None and open_door:
+        raise ctx.error(f"{path}.allow_unauthenticated", "must be false when an [integrations.signature] is set")
     values["tokens"] = tokens or ()
-    return IntegrationConfig(target=_target(raw["target"], f"{path}.target", ctx), **values)
+    return IntegrationConfig(target=_target(raw["target"], f"{path}.target", ctx), signature=signature, **values)
 
 
 def _integrations(raw: Any, ctx: _Ctx) -> tuple[IntegrationConfig, ...]:

@@ -16,7 +16,7 @@ from app import aliases, outbox
 from app.limits import Defaults, Event, EventError, fit_alias, normalize_event
 from app.models import InboundStatus, OutboxStatus
 from app.parsing import BodyError, parse_json_object
-from app.rendering import CompiledTemplate, RenderLimits, TemplateError, render
+from app.rendering import PRIORITY_OVERRIDES, CompiledTemplate, RenderLimits, TemplateError, render
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Route:
     forward_unknown: bool = False
     render_limits: RenderLimits = RenderLimits()
     max_json_depth: int = 64
+    priorities: Mapping[str, str] = field(default_factory=dict)  # [integrations.priorities]
 
     def opsgenie_alias(self, alias: str) -> tuple[str, dict[str, Any] | None]:
         scoped = f"{self.name}:{alias}" if self.scope_aliases else alias
@@ -71,6 +72,7 @@ def prepare(route: Route, inbound: Inbound) -> _Prepared:
         "headers": dict(inbound.headers),
         "query": dict(inbound.query),
         "integration": route.name,
+        PRIORITY_OVERRIDES: dict(route.priorities),
     }
     try:
         raw_events = render(route.template, context, route.render_limits)
@@ -246,6 +248,21 @@ async def record_too_large(engine: AsyncEngine, route: Route, inbound: Inbound, 
     return Result(413, {"id": inbound_id, "error": "body_too_large", "message": message})
 
 
+async def record_handshake(engine: AsyncEngine, route: Route, inbound: Inbound, answer: dict[str, Any]) -> Result:
+    """A source's handshake (SNS subscription confirmation): recorded, answered 200, never an alert."""
+    async with engine.begin() as conn:
+        inbound_id = await _insert_inbound(
+            conn,
+            route,
+            inbound,
+            status=InboundStatus.HANDSHAKE.value,
+            error={"kind": "handshake", **answer},
+            body=inbound.body,
+            body_size=len(inbound.body),
+        )
+    return Result(200, {"id": inbound_id, **answer})
+
+
 class ReplayError(Exception):
     pass
 
@@ -271,6 +288,8 @@ async def replay(engine: AsyncEngine, routes: Mapping[str, Route], inbound_id: i
         )
     if row is None:
         raise ReplayError(f"inbound event {inbound_id} does not exist")
+    if row["status"] == InboundStatus.HANDSHAKE:
+        raise ReplayError(f"inbound event {inbound_id} is a handshake (nothing to replay)")
     if row["status"] == InboundStatus.TOO_LARGE:
         raise ReplayError(f"inbound event {inbound_id} was too large; its body was not kept")
     if row["status"] == InboundStatus.PROCESSED and not force:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -27,6 +28,8 @@ from app.limits import Defaults
 from app.opsgenie import Client
 from app.outbox import RetryPolicy
 from app.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from app.sns import CertStore, SnsVerifier
+from app.web.auth import BodyCheck, HmacCheck
 from app.web.routes import routes
 from app.web.webhooks import Endpoint
 
@@ -52,9 +55,35 @@ class Bridge:
     routes: dict[str, Route]
     targets: dict[str, Target]
     templates: dict[str, CompiledTemplate]
+    http: httpx.AsyncClient | None = None  # for SNS certificates and subscription confirmations
 
 
-def build_bridge(config: Config) -> Bridge:
+def body_check(integ: IntegrationConfig, http: httpx.AsyncClient | None) -> BodyCheck | None:
+    sig = integ.signature
+    if sig is None:
+        return None
+    if sig.kind in ("hmac-sha256", "sentry"):  # Sentry: header defaults filled in by the config parser
+        assert sig.secret is not None and sig.header is not None
+        return HmacCheck(
+            str(sig.secret),
+            sig.header,
+            sig.timestamp_header,
+            sign_timestamp=sig.kind != "sentry",
+            max_skew=sig.max_skew_seconds,
+        )
+    return SnsVerifier(
+        certs=CertStore(http, local_file=sig.signing_cert_file),
+        topic_arns=frozenset(sig.topic_arns),
+        confirm_subscriptions=sig.confirm_subscriptions,
+        http=http,
+    )
+
+
+def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Bridge:
+    """``http``: the client SNS integrations use to fetch certificates and confirm subscriptions (one is made
+    when an SNS integration needs it)."""
+    if http is None and any(i.signature and i.signature.kind == "sns" for i in config.integrations):
+        http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
     limits = RenderLimits(
         timeout_seconds=config.rendering.timeout_seconds,
         max_output_bytes=config.rendering.max_output_bytes,
@@ -75,17 +104,20 @@ def build_bridge(config: Config) -> Bridge:
             forward_unknown=integ.forward_unknown,
             render_limits=limits,
             max_json_depth=config.server.max_json_depth,
+            priorities=integ.priorities,
         )
         routes_[integ.name] = route
         templates[integ.name] = template
         endpoints[integ.name] = Endpoint(
             route=route,
             tokens=tuple(str(tok).encode() for tok in integ.tokens),
-            allow_unauthenticated=getattr(integ, "allow_unauthenticated", False),
+            allow_unauthenticated=integ.allow_unauthenticated,
             enabled=integ.enabled,
+            token_header=integ.token_header,
+            signature=body_check(integ, http),
         )
         targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key))
-    return Bridge(config, endpoints, routes_, targets, templates)
+    return Bridge(config, endpoints, routes_, targets, templates, http)
 
 
 def worker_options(config: Config) -> WorkerOptions:
@@ -214,7 +246,10 @@ def build_app(
         eng = engine or create_engine(database_url)
         app.state.engine = eng
         await sync_integrations(eng, bridge)
-        worker = build_worker(bridge, eng, database_url) if run_worker else None
+        # The worker has its own small pool: under webhook load it would otherwise queue behind the
+        # handlers for every claim and record, and deliveries would starve (bench/README.md).
+        worker_engine = create_engine(database_url, pool_size=4, max_overflow=4) if run_worker else None
+        worker = build_worker(bridge, worker_engine, database_url) if worker_engine is not None else None
         task = None
         if worker is not None:
             import asyncio
@@ -228,8 +263,12 @@ def build_app(
                 worker.stop()
                 await task
                 await worker.client.aclose()
+            if worker_engine is not None:
+                await worker_engine.dispose()
             if engine is None:
                 await eng.dispose()
+            if bridge.http is not None:
+                await bridge.http.aclose()
 
     app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.endpoints = bridge.endpoints

@@ -51,6 +51,7 @@ class InboundStatus(enum.StrEnum):
     TEMPLATE_ERROR = "template_error"  # the template (or an event it produced) failed: 422, replayable
     INVALID = "invalid"  # the body is not acceptable JSON: 400
     TOO_LARGE = "too_large"  # the body exceeded the cap: 413, body not kept
+    HANDSHAKE = "handshake"  # a source's handshake (SNS subscription confirmation): answered, never an alert
 
 
 class OutboxStatus(enum.StrEnum):
@@ -103,7 +104,8 @@ class InboundEvent(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # {kind, message, line}
+    # What went wrong ({kind, message, line, ...}), or for a handshake what was answered ({kind: handshake, ...}).
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     template_sha256: Mapped[str | None] = mapped_column(Text)
     events_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     traceparent: Mapped[str | None] = mapped_column(Text)

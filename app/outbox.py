@@ -92,25 +92,31 @@ class NewRow:
     status: str  # pending | skipped
 
 
+_INSERT_SQL = text(
+    """
+    INSERT INTO outbox (inbound_id, seq, integration, action, alias, opsgenie_alias, generation,
+                        payload, cuts, decision, reason, traceparent, status)
+    VALUES (:inbound_id, :seq, :integration, :action, :alias, :opsgenie_alias, :generation,
+            CAST(:payload AS jsonb), CAST(:cuts AS jsonb), :decision, :reason, :traceparent, :status)
+    RETURNING id
+    """
+)
+
+
 async def insert(conn: AsyncConnection, row: NewRow) -> int:
     result = await conn.execute(
-        text(
-            """
-            INSERT INTO outbox (inbound_id, seq, integration, action, alias, opsgenie_alias, generation,
-                                payload, cuts, decision, reason, traceparent, status)
-            VALUES (:inbound_id, :seq, :integration, :action, :alias, :opsgenie_alias, :generation,
-                    CAST(:payload AS jsonb), CAST(:cuts AS jsonb), :decision, :reason, :traceparent, :status)
-            RETURNING id
-            """
-        ),
+        _INSERT_SQL,
         {**row.__dict__, "payload": json.dumps(row.payload), "cuts": json.dumps(row.cuts)},
     )
     return int(result.scalar_one())
 
 
+_NOTIFY_SQL = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+
+
 async def notify(conn: AsyncConnection) -> None:
     """Wake workers; Postgres delivers the notification when the transaction commits."""
-    await conn.execute(text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
+    await conn.execute(_NOTIFY_SQL)
 
 
 @dataclass(frozen=True)
@@ -172,40 +178,49 @@ class Attempt:
     response_snippet: str | None
 
 
+_RECORD_ATTEMPT_SQL = text(
+    """
+    INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, latency_ms,
+                                   http_status, outcome, reason, request_id, response_snippet)
+    VALUES (:o, :n, :kind, :worker, :method, :url, :started_at, :latency_ms, :http_status, :outcome,
+            :reason, :request_id, :response_snippet)
+    """
+)
+
+
 async def record_attempt(conn: AsyncConnection, outbox_id: int, attempt_no: int, worker: str, a: Attempt) -> None:
     await conn.execute(
-        text(
-            """
-            INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, latency_ms,
-                                           http_status, outcome, reason, request_id, response_snippet)
-            VALUES (:o, :n, :kind, :worker, :method, :url, :started_at, :latency_ms, :http_status, :outcome,
-                    :reason, :request_id, :response_snippet)
-            """
-        ),
+        _RECORD_ATTEMPT_SQL,
         {"o": outbox_id, "n": attempt_no, "worker": worker, **a.__dict__},
     )
 
 
+_MARK_DELIVERED_SQL = text(
+    """
+    UPDATE outbox SET status = 'delivered', delivered_at = now(), request_id = :rid, attempts = :n,
+                      last_outcome = 'delivered', last_error = NULL, lease_until = NULL
+    WHERE id = :id
+    """
+)
+
+
+_ALIAS_AFTER_DELIVERY_SQL = text(
+    """
+    UPDATE aliases SET last_request_id = :rid,
+           create_request_id = CASE WHEN :is_create THEN :rid ELSE create_request_id END,
+           create_confirmed = CASE WHEN :is_create THEN false ELSE create_confirmed END
+    WHERE integration = :i AND alias = :a AND generation = :g
+    """
+)
+
+
 async def mark_delivered(conn: AsyncConnection, row: Claimed, request_id: str | None, attempts: int) -> None:
     await conn.execute(
-        text(
-            """
-            UPDATE outbox SET status = 'delivered', delivered_at = now(), request_id = :rid, attempts = :n,
-                              last_outcome = 'delivered', last_error = NULL, lease_until = NULL
-            WHERE id = :id
-            """
-        ),
+        _MARK_DELIVERED_SQL,
         {"id": row.id, "rid": request_id, "n": attempts},
     )
     await conn.execute(
-        text(
-            """
-            UPDATE aliases SET last_request_id = :rid,
-                   create_request_id = CASE WHEN :is_create THEN :rid ELSE create_request_id END,
-                   create_confirmed = CASE WHEN :is_create THEN false ELSE create_confirmed END
-            WHERE integration = :i AND alias = :a AND generation = :g
-            """
-        ),
+        _ALIAS_AFTER_DELIVERY_SQL,
         {
             "rid": request_id,
             "is_create": row.action == "create",
@@ -216,31 +231,37 @@ async def mark_delivered(conn: AsyncConnection, row: Claimed, request_id: str | 
     )
 
 
+_MARK_RETRY_SQL = text(
+    """
+    UPDATE outbox SET status = 'pending', next_attempt_at = now() + make_interval(secs => :delay),
+                      attempts = :n, last_outcome = :outcome, last_error = :error,
+                      lease_until = NULL, claimed_by = NULL
+    WHERE id = :id
+    """
+)
+
+
 async def mark_retry(
     conn: AsyncConnection, row: Claimed, *, delay: float, outcome: str, error: str, attempts: int
 ) -> None:
     await conn.execute(
-        text(
-            """
-            UPDATE outbox SET status = 'pending', next_attempt_at = now() + make_interval(secs => :delay),
-                              attempts = :n, last_outcome = :outcome, last_error = :error,
-                              lease_until = NULL, claimed_by = NULL
-            WHERE id = :id
-            """
-        ),
+        _MARK_RETRY_SQL,
         {"id": row.id, "delay": delay, "n": attempts, "outcome": outcome, "error": error},
     )
 
 
+_MARK_DEAD_SQL = text(
+    """
+    UPDATE outbox SET status = 'dead', attempts = :n, last_outcome = :outcome, last_error = :error,
+                      lease_until = NULL
+    WHERE id = :id
+    """
+)
+
+
 async def mark_dead(conn: AsyncConnection, row: Claimed, *, outcome: str, error: str, attempts: int) -> None:
     await conn.execute(
-        text(
-            """
-            UPDATE outbox SET status = 'dead', attempts = :n, last_outcome = :outcome, last_error = :error,
-                              lease_until = NULL
-            WHERE id = :id
-            """
-        ),
+        _MARK_DEAD_SQL,
         {"id": row.id, "n": attempts, "outcome": outcome, "error": error},
     )
 
@@ -257,18 +278,21 @@ async def release(conn: AsyncConnection, ids: Sequence[int]) -> None:
         )
 
 
+_ALIAS_CREATE_STATUS_SQL = text(
+    """
+    SELECT create_request_id FROM aliases
+    WHERE integration = :i AND alias = :a AND generation = :g
+      AND create_request_id IS NOT NULL AND NOT create_confirmed
+    """
+)
+
+
 async def alias_create_status(conn: AsyncConnection, row: Claimed) -> dict[str, Any] | None:
     """The create request of the alias generation ``row`` belongs to, if it still needs confirming."""
     found = (
         (
             await conn.execute(
-                text(
-                    """
-                SELECT create_request_id FROM aliases
-                WHERE integration = :i AND alias = :a AND generation = :g
-                  AND create_request_id IS NOT NULL AND NOT create_confirmed
-                """
-                ),
+                _ALIAS_CREATE_STATUS_SQL,
                 {"i": row.integration, "a": row.alias, "g": row.generation},
             )
         )
@@ -278,16 +302,31 @@ async def alias_create_status(conn: AsyncConnection, row: Claimed) -> dict[str, 
     return dict(found) if found else None
 
 
+_CONFIRM_CREATE_SQL = text(
+    """
+    UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(:alert_id, alert_id)
+    WHERE integration = :i AND alias = :a AND generation = :g
+    """
+)
+
+
 async def confirm_create(conn: AsyncConnection, row: Claimed, alert_id: str | None) -> None:
     await conn.execute(
-        text(
-            """
-            UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(:alert_id, alert_id)
-            WHERE integration = :i AND alias = :a AND generation = :g
-            """
-        ),
+        _CONFIRM_CREATE_SQL,
         {"alert_id": alert_id, "i": row.integration, "a": row.alias, "g": row.generation},
     )
+
+
+_REQUEUE_DEAD_SQL = text(
+    """
+    UPDATE outbox SET status = 'pending', next_attempt_at = now(), queued_at = now(),
+                      lease_until = NULL, claimed_by = NULL
+    WHERE status = 'dead'
+      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
+      AND (CAST(:integration AS text) IS NULL OR integration = :integration)
+    RETURNING id
+    """
+)
 
 
 async def requeue_dead(
@@ -296,16 +335,7 @@ async def requeue_dead(
     """``alertbridge replay --dead``: dead rows go back to pending with a fresh retry age."""
     id_list = list(ids) if ids is not None else None
     result = await conn.execute(
-        text(
-            """
-            UPDATE outbox SET status = 'pending', next_attempt_at = now(), queued_at = now(),
-                              lease_until = NULL, claimed_by = NULL
-            WHERE status = 'dead'
-              AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
-              AND (CAST(:integration AS text) IS NULL OR integration = :integration)
-            RETURNING id
-            """
-        ),
+        _REQUEUE_DEAD_SQL,
         {"ids": id_list, "integration": integration},
     )
     requeued = sorted(int(r) for r in result.scalars())

@@ -77,7 +77,7 @@ class TemplateError(Exception):
 @dataclass(frozen=True)
 class RenderLimits:
     timeout_seconds: float = 2.0
-    max_output_bytes: int = 1_048_576
+    max_output_bytes: int = 4_194_304
     max_events: int = 1000
 
 
@@ -295,6 +295,23 @@ def priority(severity: Any, mapping: Mapping[str, Any] | None = None, default: s
     return str(result).strip().upper()
 
 
+PRIORITY_OVERRIDES = "priority_overrides"  # context key: the integration's [integrations.priorities] table
+
+
+@pass_context
+def priority_filter(
+    context: Context, severity: Any, mapping: Mapping[str, Any] | None = None, default: str | None = "P3"
+) -> str | None:
+    """The template-facing `priority`: the integration's overrides (context variable ``priority_overrides``)
+    win over the template's own ``mapping``, which wins over the built-in table."""
+    overrides = context.get(PRIORITY_OVERRIDES)
+    if overrides:
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise TemplateError("runtime", f"priority(): mapping must be an object, got {_type_name(mapping)}")
+        mapping = {**(mapping or {}), **overrides}
+    return priority(severity, mapping, default)
+
+
 def sha256(value: Any) -> str:
     """Filter: hex sha256 of the value's UTF-8 text."""
     return hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()
@@ -415,7 +432,7 @@ def from_json(value: Any) -> Any:
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
-    "priority": priority,
+    "priority": priority_filter,
     "sha256": sha256,
     "labels_as_tags": labels_as_tags,
     "truncate_chars": truncate_chars,

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from app.limits import LIMITS, Event, EventError, normalize_event
-from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
+from app.rendering import (
+    CompiledTemplate,
+    TemplateError,
+    builtin_template_names,
+    compile_template,
+    load_template_source,
+    render,
+)
 from tests.test_limits import assert_within_limits
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -280,15 +287,39 @@ def test_generic_null_alias_is_refused_by_the_event_rules() -> None:
 # Every built-in template x every fixture of its source: within OpsGenie's limits
 
 
+def source_fixtures(name: str) -> list[Path]:
+    """The webhook bodies in tests/fixtures/<name>/ (not headers, decoded messages or sender-side templates)."""
+    skip = (".headers.json", ".message.json")
+    return sorted(
+        p
+        for p in (FIXTURES / name).glob("*.json")
+        if not p.name.endswith(skip) and p.name != "webhook_payload_template.json"
+    )
+
+
+def fixture_headers(path: Path) -> dict[str, str]:
+    headers = path.with_name(path.stem + ".headers.json")
+    if not headers.exists():
+        return {}
+    return {k.lower(): v for k, v in json.loads(headers.read_text()).items() if not k.startswith("_")}
+
+
+def test_every_builtin_template_has_fixtures_and_a_guide() -> None:
+    for name in builtin_template_names():
+        assert source_fixtures(name), f"templates/{name}.j2 has no fixtures in tests/fixtures/{name}/"
+        assert (Path(__file__).parent.parent / "docs" / "sources" / f"{name}.md").exists(), name
+
+
 @pytest.mark.parametrize(
     ("name", "fixture"),
-    [("alertmanager", path) for path in ALERTMANAGER]
-    + [("alertmanager", FIXTURES / "hostile" / name) for name in HOSTILE_ALERTMANAGER]
-    + [("generic", path) for path in GENERIC],
+    [(name, path) for name in builtin_template_names() for path in source_fixtures(name)]
+    + [("alertmanager", FIXTURES / "hostile" / name) for name in HOSTILE_ALERTMANAGER],
     ids=lambda value: value.name if isinstance(value, Path) else value,
 )
 def test_every_fixture_fits_opsgenie_limits(name: str, fixture: Path) -> None:
-    result = events(name, load(fixture))
+    """Every built-in template x every fixture of its source: valid events within OpsGenie's limits."""
+    context = {"payload": load(fixture), "headers": fixture_headers(fixture), "query": {}, "integration": "it"}
+    result = [normalize_event(item, i) for i, item in enumerate(render(template(name), context))]
     assert result
     for event in result:
         assert_within_limits(event)

@@ -1,6 +1,8 @@
 import dataclasses
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from app.config import (
     IntegrationConfig,
     RenderingConfig,
     ServerConfig,
+    SignatureConfig,
     TargetConfig,
     _key_paths,
     demo_config,
@@ -83,6 +86,8 @@ def plain(value: Any) -> Any:
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
         return tuple(plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 
@@ -170,7 +175,7 @@ def test_empty_file_gives_every_default() -> None:
         lease_seconds=60.0,
         shutdown_grace_seconds=10.0,
     )
-    assert config.rendering == RenderingConfig(timeout_seconds=2.0, max_output_bytes=1_048_576, max_events=1000)
+    assert config.rendering == RenderingConfig(timeout_seconds=2.0, max_output_bytes=4_194_304, max_events=1000)
 
 
 def test_integration_and_target_defaults() -> None:
@@ -434,6 +439,266 @@ ERRORS = [
 ]
 
 
+def signed(signature: str, *, tokens: str | None = None, extra: str = "") -> str:
+    """One integration with an [integrations.signature] table and, unless given, no tokens."""
+    token_line = f"tokens = {tokens}" if tokens is not None else ""
+    return f"""
+[[integrations]]
+name = "s"
+template = "sentry"
+{token_line}
+{extra}
+[integrations.signature]
+{signature}
+[integrations.target]
+region = "us"
+api_key = "key-123"
+"""
+
+
+HMAC = 'kind = "hmac-sha256"\nsecret = "hmac-secret-1"\nheader = "X-Sig"'
+SNS = 'kind = "sns"'
+
+ERRORS += [
+    # token_header
+    (
+        "header name with a space",
+        minimal(token_header='"X Token"'),
+        {},
+        "integrations[0].token_header: must be an HTTP header name: 1 to 100 letters, digits and "
+        "!#$%&'*+-.^_`|~ (got 'X Token')",
+    ),
+    ("header name with a colon", minimal(token_header='"X-Token:"'), {}, "integrations[0].token_header: must be an"),
+    ("header name not ASCII", minimal(token_header='"X-Tökén"'), {}, "integrations[0].token_header: must be an"),
+    ("header name too long", minimal(token_header=f'"{"x" * 101}"'), {}, "integrations[0].token_header: must be an"),
+    ("empty header name", minimal(token_header='""'), {}, "integrations[0].token_header: must not be empty"),
+    ("header name not a string", minimal(token_header="1"), {}, "integrations[0].token_header: must be a string"),
+    # priorities
+    (
+        "bad priority value names the key",
+        minimal() + '[integrations.priorities]\nsev0 = "P0"',
+        {},
+        "integrations[0].priorities.sev0: must be one of 'P1', 'P2', 'P3', 'P4', 'P5', in either case (got 'P0')",
+    ),
+    (
+        "priority value from env",
+        minimal() + '[integrations.priorities]\nsev0 = "${P}"',
+        {"P": "urgent"},
+        "integrations[0].priorities.sev0: must be one of 'P1', 'P2', 'P3', 'P4', 'P5', in either case (got 'urgent')",
+    ),
+    (
+        "priority value not a string",
+        minimal() + "[integrations.priorities]\nsev0 = 1",
+        {},
+        "integrations[0].priorities.sev0: must be a string (got integer)",
+    ),
+    (
+        "priority value a table",
+        minimal() + '[integrations.priorities.sev0]\nx = "P1"',
+        {},
+        "integrations[0].priorities.sev0: must be a string (got table)",
+    ),
+    ("priorities not a table", minimal(priorities='"P1"'), {}, "integrations[0].priorities: must be a table"),
+    (
+        "priority key empty",
+        minimal() + '[integrations.priorities]\n" " = "P1"',
+        {},
+        'integrations[0].priorities." ": key must be 1 to 100 characters (got 0)',
+    ),
+    (
+        "priority key too long",
+        minimal() + f'[integrations.priorities]\n{"k" * 101} = "P1"',
+        {},
+        f"integrations[0].priorities.{'k' * 101}: key must be 1 to 100 characters (got 101)",
+    ),
+    (
+        "priority keys equal once lower-cased",
+        minimal() + '[integrations.priorities]\nSev0 = "P1"\n" sev0" = "P2"',
+        {},
+        'integrations[0].priorities." sev0": duplicate key (same as integrations[0].priorities.Sev0 once lower-cased)',
+    ),
+    # signature: kind
+    ("signature kind missing", signed('secret = "hmac-secret-1"'), {}, "integrations[0].signature.kind: required key"),
+    (
+        "signature kind unknown",
+        signed('kind = "github"'),
+        {},
+        "integrations[0].signature.kind: must be one of 'hmac-sha256', 'sentry', 'sns' (got 'github')",
+    ),
+    (
+        "signature unknown key",
+        signed(HMAC + '\nheadr = "x"'),
+        {},
+        "integrations[0].signature.headr: unknown key (did you mean 'header'?)",
+    ),
+    (
+        "signature not a table",
+        minimal(signature='"sns"'),
+        {},
+        "integrations[0].signature: must be a table (got string)",
+    ),
+    # signature: hmac-sha256
+    (
+        "hmac without secret",
+        signed('kind = "hmac-sha256"\nheader = "X-Sig"'),
+        {},
+        "integrations[0].signature.secret: required key is missing (kind = 'hmac-sha256' needs it)",
+    ),
+    (
+        "hmac without header",
+        signed('kind = "hmac-sha256"\nsecret = "hmac-secret-1"'),
+        {},
+        "integrations[0].signature.header: required key is missing (kind = 'hmac-sha256' needs it)",
+    ),
+    (
+        "hmac short secret",
+        signed('kind = "hmac-sha256"\nsecret = "short"\nheader = "X-Sig"'),
+        {},
+        "integrations[0].signature.secret: must be at least 8 characters (got 5)",
+    ),
+    (
+        "hmac bad header",
+        signed(HMAC.replace("X-Sig", "X Sig")),
+        {},
+        "integrations[0].signature.header: must be an HTTP",
+    ),
+    (
+        "hmac bad timestamp header",
+        signed(HMAC + '\ntimestamp_header = "(ts)"'),
+        {},
+        "integrations[0].signature.timestamp_header: must be an HTTP header name",
+    ),
+    (
+        "hmac skew without timestamp header",
+        signed(HMAC + "\nmax_skew_seconds = 60"),
+        {},
+        "integrations[0].signature.max_skew_seconds: only applies with timestamp_header",
+    ),
+    (
+        "hmac zero skew",
+        signed(HMAC + '\ntimestamp_header = "X-Ts"\nmax_skew_seconds = 0'),
+        {},
+        "integrations[0].signature.max_skew_seconds: must be a finite number > 0 (got 0)",
+    ),
+    (
+        "hmac with topic_arns",
+        signed(HMAC + "\ntopic_arns = []"),
+        {},
+        "integrations[0].signature.topic_arns: not allowed with kind = 'hmac-sha256'",
+    ),
+    # signature: sentry
+    (
+        "sentry without secret",
+        signed('kind = "sentry"'),
+        {},
+        "integrations[0].signature.secret: required key is missing (kind = 'sentry' needs it)",
+    ),
+    (
+        "sentry secret env unset",
+        signed('kind = "sentry"\nsecret = "${SENTRY_SECRET}"'),
+        {},
+        "integrations[0].signature.secret: environment variable SENTRY_SECRET is not set",
+    ),
+    (
+        "sentry with signing_cert_file",
+        signed('kind = "sentry"\nsecret = "sentry-secret-1"\nsigning_cert_file = "missing.pem"'),
+        {},
+        "integrations[0].signature.signing_cert_file: not allowed with kind = 'sentry'",
+    ),
+    # signature: sns
+    (
+        "sns with secret",
+        signed(SNS + '\nsecret = "sns-secret-1"'),
+        {},
+        "integrations[0].signature.secret: not allowed with kind = 'sns'",
+    ),
+    ("sns with header", signed(SNS + '\nheader = "X-Sig"'), {}, "integrations[0].signature.header: not allowed with"),
+    (
+        "sns with timestamp_header",
+        signed(SNS + '\ntimestamp_header = "X-Ts"'),
+        {},
+        "integrations[0].signature.timestamp_header: not allowed with kind = 'sns'",
+    ),
+    (
+        "sns with max_skew_seconds",
+        signed(SNS + "\nmax_skew_seconds = 60"),
+        {},
+        "integrations[0].signature.max_skew_seconds: not allowed with kind = 'sns'",
+    ),
+    (
+        "sns bad topic ARN",
+        signed(
+            SNS + '\ntopic_arns = ["arn:aws:sns:eu-west-1:123456789012:ok", "arn:aws:sqs:eu-west-1:123456789012:q"]'
+        ),
+        {},
+        "integrations[0].signature.topic_arns[1]: must be an SNS topic ARN like arn:aws:sns:<region>:<account>:<topic> "
+        "(got 'arn:aws:sqs:eu-west-1:123456789012:q')",
+    ),
+    (
+        "sns ARN with short account",
+        signed(SNS + '\ntopic_arns = ["arn:aws:sns:eu-west-1:12345:t"]'),
+        {},
+        "integrations[0].signature.topic_arns[0]: must be an SNS topic ARN",
+    ),
+    (
+        "sns ARN with a bad topic name",
+        signed(SNS + '\ntopic_arns = ["arn:aws:sns:eu-west-1:123456789012:a/b"]'),
+        {},
+        "integrations[0].signature.topic_arns[0]: must be an SNS topic ARN",
+    ),
+    (
+        "sns duplicate ARN",
+        signed(SNS + '\ntopic_arns = ["arn:aws:sns:eu-west-1:123456789012:t", "arn:aws:sns:eu-west-1:123456789012:t"]'),
+        {},
+        "integrations[0].signature.topic_arns[1]: duplicate topic ARN (same as integrations[0].signature.topic_arns[0])",
+    ),
+    (
+        "sns topic_arns not an array",
+        signed(SNS + '\ntopic_arns = "arn:aws:sns:eu-west-1:123456789012:t"'),
+        {},
+        "integrations[0].signature.topic_arns: must be an array of strings (got string)",
+    ),
+    (
+        "sns signing_cert_file missing",
+        signed(SNS + '\nsigning_cert_file = "/nonexistent/sns.pem"'),
+        {},
+        "integrations[0].signature.signing_cert_file: file not found: /nonexistent/sns.pem",
+    ),
+    (
+        "sns confirm_subscriptions not bool",
+        signed(SNS + '\nconfirm_subscriptions = "yes"'),
+        {},
+        "integrations[0].signature.confirm_subscriptions: must be true or false (got string)",
+    ),
+    # tokens and signature
+    (
+        "tokens omitted without signature",
+        minimal().replace('tokens = ["token-123456"]', ""),
+        {},
+        "integrations[0].tokens: required key is missing (a list of at least one token of 8+ characters)",
+    ),
+    (
+        "empty tokens without signature",
+        minimal().replace('tokens = ["token-123456"]', "tokens = []"),
+        {},
+        "integrations[0].tokens: must not be empty (set allow_unauthenticated = true to accept any request, "
+        "or add an [integrations.signature])",
+    ),
+    (
+        "signature with allow_unauthenticated",
+        signed(SNS, extra="allow_unauthenticated = true"),
+        {},
+        "integrations[0].allow_unauthenticated: must be false when an [integrations.signature] is set",
+    ),
+    (
+        "signature with a short token",
+        signed(SNS, tokens='["short"]'),
+        {},
+        "integrations[0].tokens[0]: must be at least 8 characters (got 5)",
+    ),
+]
+
+
 @pytest.mark.parametrize(("text", "env", "message"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
 def test_errors_name_the_key(text: str, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -497,6 +762,153 @@ def test_allow_unauthenticated_with_empty_or_missing_tokens() -> None:
         integration = parse_config(text, {}).integrations[0]
         assert integration.allow_unauthenticated is True
         assert integration.tokens == ()
+
+
+def test_new_integration_keys_default_to_off() -> None:
+    integration = parse_config(minimal(), {}).integrations[0]
+    assert (integration.token_header, integration.signature) == (None, None)
+    assert integration.priorities == {} and isinstance(integration.priorities, MappingProxyType)
+    assert IntegrationConfig("a", "t", (), integration.target).priorities == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ('"X-Bridge-Token"', "x-bridge-token"),
+        ('"DD-API-KEY"', "dd-api-key"),
+        ('"x!#$%&\'*+.^_`|~9"', "x!#$%&'*+.^_`|~9"),
+        (f'"{"H" * 100}"', "h" * 100),
+        ('"${HEADER}"', "x-from-env"),
+    ],
+)
+def test_token_header_is_lower_cased(given: str, expected: str) -> None:
+    assert parse_config(minimal(token_header=given), {"HEADER": "X-From-Env"}).integrations[0].token_header == expected
+
+
+def test_priorities_are_a_read_only_map_of_normalised_keys() -> None:
+    text = minimal() + (
+        '[integrations.priorities]\nSEV0 = "p1"\n" sev1 " = " P2 "\n"needs attention" = "P4"\nlow = "${LOW}"\n'
+        '"Sévérité 5" = "p5"\n'
+    )
+    priorities = parse_config(text, {"LOW": "p5"}).integrations[0].priorities
+    assert isinstance(priorities, MappingProxyType)
+    assert dict(priorities) == {"sev0": "P1", "sev1": "P2", "needs attention": "P4", "low": "P5", "sévérité 5": "P5"}
+    with pytest.raises(TypeError):
+        priorities["sev0"] = "P5"  # type: ignore[index]
+    # written as an inline table, too
+    inline = parse_config(minimal(priorities='{ sev0 = "P1" }'), {}).integrations[0].priorities
+    assert dict(inline) == {"sev0": "P1"}
+
+
+def test_signature_hmac_sha256() -> None:
+    minimal_hmac = parse_config(signed(HMAC), {}).integrations[0]
+    assert plain(minimal_hmac.signature) == plain(
+        SignatureConfig(kind="hmac-sha256", secret=Secret("hmac-secret-1"), header="x-sig")
+    )
+    assert minimal_hmac.signature == SignatureConfig(
+        kind="hmac-sha256",
+        secret=minimal_hmac.signature.secret,
+        header="x-sig",
+        timestamp_header=None,
+        max_skew_seconds=300.0,
+        topic_arns=(),
+        signing_cert_file=None,
+        confirm_subscriptions=True,
+    )
+    text = signed(
+        'kind = "hmac-sha256"\nsecret = "${GRAFANA_HMAC}"\nheader = "X-Grafana-Alerting-Signature"\n'
+        'timestamp_header = "X-Grafana-Alerting-Signature-Timestamp"\nmax_skew_seconds = 60',
+        tokens='["token-123456"]',
+    )
+    integration = parse_config(text, {"GRAFANA_HMAC": "grafana-hmac-secret"}).integrations[0]
+    assert plain(integration.signature) == plain(
+        SignatureConfig(
+            kind="hmac-sha256",
+            secret=Secret("grafana-hmac-secret"),
+            header="x-grafana-alerting-signature",
+            timestamp_header="x-grafana-alerting-signature-timestamp",
+            max_skew_seconds=60.0,
+        )
+    )
+    assert [str(t) for t in integration.tokens] == ["token-123456"]  # tokens and a signature together
+    assert isinstance(integration.signature.max_skew_seconds, float)
+
+
+def test_signature_sentry_has_default_headers() -> None:
+    integration = parse_config(signed('kind = "sentry"\nsecret = "${S}"'), {"S": "sentry-client-secret"}).integrations[
+        0
+    ]
+    assert integration.tokens == ()
+    assert plain(integration.signature) == plain(
+        SignatureConfig(
+            kind="sentry",
+            secret=Secret("sentry-client-secret"),
+            header="sentry-hook-signature",
+            timestamp_header="sentry-hook-timestamp",
+            max_skew_seconds=300.0,
+        )
+    )
+    custom = signed('kind = "sentry"\nsecret = "sentry-secret"\nheader = "X-Sig"\ntimestamp_header = "X-Ts"')
+    assert plain(parse_config(custom, {}).integrations[0].signature) == plain(
+        SignatureConfig(kind="sentry", secret=Secret("sentry-secret"), header="x-sig", timestamp_header="x-ts")
+    )
+    skew = signed('kind = "sentry"\nsecret = "sentry-secret"\nmax_skew_seconds = 30')
+    signature = parse_config(skew, {}).integrations[0].signature
+    assert signature is not None and signature.max_skew_seconds == 30.0
+
+
+def test_signature_sns(tmp_path: Path) -> None:
+    assert parse_config(signed(SNS), {}).integrations[0].signature == SignatureConfig(kind="sns")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "sns.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    text = signed(
+        SNS + '\ntopic_arns = ["arn:aws:sns:eu-west-1:123456789012:alarms", "arn:aws-us-gov:sns:us-gov-west-1:'
+        '210987654321:Gov_Topic.fifo", "${ARN}"]\nsigning_cert_file = "certs/sns.pem"\nconfirm_subscriptions = false'
+    )
+    env = {"ARN": "arn:aws-cn:sns:cn-north-1:000000000000:cn-alarms"}
+    integration = parse_config(text, env, base_dir=tmp_path).integrations[0]
+    assert (integration.tokens, integration.allow_unauthenticated) == ((), False)
+    assert integration.signature == SignatureConfig(
+        kind="sns",
+        secret=None,
+        header=None,
+        timestamp_header=None,
+        max_skew_seconds=300.0,
+        topic_arns=(
+            "arn:aws:sns:eu-west-1:123456789012:alarms",
+            "arn:aws-us-gov:sns:us-gov-west-1:210987654321:Gov_Topic.fifo",
+            "arn:aws-cn:sns:cn-north-1:000000000000:cn-alarms",
+        ),
+        signing_cert_file=tmp_path / "certs" / "sns.pem",
+        confirm_subscriptions=False,
+    )
+    absolute = signed(SNS + f'\nsigning_cert_file = "{tmp_path}/certs/sns.pem"')
+    signature = parse_config(absolute, {}, base_dir=Path("/elsewhere")).integrations[0].signature
+    assert signature is not None and signature.signing_cert_file == tmp_path / "certs" / "sns.pem"
+    with pytest.raises(ConfigError, match=r"signing_cert_file: file not found: .*certs$"):
+        parse_config(signed(SNS + '\nsigning_cert_file = "certs"'), {}, base_dir=tmp_path)  # a folder
+
+
+@pytest.mark.parametrize("tokens", [None, "[]"])
+def test_tokens_are_optional_with_a_signature(tokens: str | None) -> None:
+    integration = parse_config(signed(SNS, tokens=tokens), {}).integrations[0]
+    assert (integration.tokens, integration.allow_unauthenticated) == ((), False)
+    assert integration.signature == SignatureConfig(kind="sns")
+
+
+def test_signature_secret_is_hidden() -> None:
+    text = signed('kind = "sentry"\nsecret = "${S}"') + signed(HMAC).replace('name = "s"', 'name = "h"')
+    config = parse_config(text, {"S": "sentry-very-secret"})
+    for shown in (repr(config), str(config), repr(config.integrations[0].signature)):
+        assert "sentry-very-secret" not in shown and "hmac-secret-1" not in shown
+    assert "Secret('**********')" in repr(config.integrations[0].signature)
+    assert [str(i.signature.secret) for i in config.integrations if i.signature] == [
+        "sentry-very-secret",
+        "hmac-secret-1",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(signed('kind = "sentry"\nsecret = "${S}"'), {"S": "not secret"})
+    assert "not secret" not in str(caught.value)
 
 
 def test_two_tokens_for_rotation_and_zero_integrations() -> None:
@@ -598,8 +1010,9 @@ def test_schema_matches_the_dataclasses() -> None:
         | names(DatabaseConfig, "database")
         | names(DeliveryConfig, "delivery")
         | names(RenderingConfig, "rendering")
-        | names(IntegrationConfig, "integrations", skip=("target",))
+        | names(IntegrationConfig, "integrations", skip=("target", "signature"))
         | names(TargetConfig, "integrations.target")
+        | names(SignatureConfig, "integrations.signature")
     )
     assert keys == expected
     assert {f.name for f in dataclasses.fields(Config)} - {"source", "base_dir"} == {k.split(".")[0] for k in keys}
@@ -631,9 +1044,18 @@ def test_example_file_parses_and_uses_every_key() -> None:
         "GRAFANA_TOKEN": "gr-token-123",
         "OPSGENIE_API_KEY": "key-1",
         "JSM_API_KEY": "key-2",
+        "SENTRY_CLIENT_SECRET": "sentry-secret-123",
+        "DATADOG_TOKEN": "dd-token-123",
     }
     config = load_config(path, env)
     assert len(config.integrations) >= 2
+    by_name = {i.name: i for i in config.integrations}
+    assert by_name["sentry"].signature is not None and by_name["sentry"].tokens == ()
+    assert by_name["sns_cloudwatch"].signature is not None and by_name["sns_cloudwatch"].signature.kind == "sns"
+    assert by_name["datadog"].token_header == "x-bridge-token"
     text = path.read_text(encoding="utf-8")
     for key in _key_paths():
-        assert re.search(rf"^#?\s*{re.escape(key.rsplit('.', 1)[-1])}\s*=", text, flags=re.MULTILINE), key
+        name = re.escape(key.rsplit(".", 1)[-1])
+        # `key = ...`, or a table header for a free-form table such as [integrations.priorities]
+        pattern = rf"^#?\s*({name}\s*=|\[{re.escape(key)}\])"
+        assert re.search(pattern, text, flags=re.MULTILINE), key

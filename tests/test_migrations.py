@@ -26,3 +26,22 @@ def test_migrate_is_idempotent(database_url: str, db: psycopg.Connection) -> Non
     assert version is not None
     tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"integrations", "inbound_events", "aliases", "outbox", "delivery_attempts"} <= tables
+
+
+def test_downgrade_to_base_and_up_again(database_url: str, db: psycopg.Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.db import ALEMBIC_INI, MIGRATIONS_DIR
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["url"] = sqlalchemy_url(database_url)
+    command.downgrade(cfg, "base")
+    assert db.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'outbox'"
+    ).fetchone() == (0,)
+    command.upgrade(cfg, "head")
+    assert db.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'outbox'"
+    ).fetchone() == (1,)

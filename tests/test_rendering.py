@@ -24,7 +24,7 @@ from app.rendering import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST = RenderLimits(timeout_seconds=0.3)
-DEFAULT = RenderLimits()
+DEFAULT = RenderLimits(max_output_bytes=1_048_576)  # the size-bomb cases are sized against 1 MiB
 SPIN = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 
 
@@ -429,7 +429,9 @@ def test_from_json_refuses_deep_nesting() -> None:
 
 def test_builtin_templates() -> None:
     assert Path(__file__).resolve().parent.parent / "templates" == BUILTIN_TEMPLATE_DIR
-    assert builtin_template_names() == ["alertmanager", "generic"]
+    names = builtin_template_names()
+    assert names == sorted(p.stem for p in BUILTIN_TEMPLATE_DIR.glob("*.j2"))
+    assert {"alertmanager", "generic"} <= set(names)
     name, source = load_template_source("alertmanager")
     assert name == "alertmanager" and source == (BUILTIN_TEMPLATE_DIR / "alertmanager.j2").read_text("utf-8")
 
@@ -446,7 +448,7 @@ def test_load_template_not_found(ref: str, tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as caught:
         load_template_source(ref, tmp_path)
     assert caught.value.kind == "not_found"
-    assert caught.value.message.endswith("(built-in templates: alertmanager, generic)")
+    assert caught.value.message.endswith(f"(built-in templates: {', '.join(builtin_template_names())})")
 
 
 def test_load_template_not_utf8(tmp_path: Path) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,19 +12,30 @@ from starlette.responses import JSONResponse
 
 from app import redact
 from app.db import is_unavailable
-from app.ingest import Inbound, Route, ingest, record_too_large
+from app.ingest import Inbound, Route, ingest, record_handshake, record_too_large
+from app.signatures import SignatureError
+from app.sns import HANDSHAKE_TYPES, SnsVerifier
+from app.web.auth import BodyCheck, supplied_tokens, token_matches
 
 log = logging.getLogger("alertbridge.webhooks")
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One integration as the web layer sees it: its ingest route and its inbound credentials."""
+    """One integration as the web layer sees it: its ingest route and how its sender authenticates."""
 
     route: Route
     tokens: tuple[bytes, ...]  # revealed token values, compared in constant time
     allow_unauthenticated: bool = False
     enabled: bool = True
+    token_header: str | None = None  # lower-cased
+    signature: BodyCheck | None = None
+
+    def authenticated(self, request: Request) -> bool:
+        """The token part of authentication (the signature part needs the body)."""
+        if not self.tokens:
+            return self.allow_unauthenticated or self.signature is not None
+        return token_matches(self.tokens, supplied_tokens(request, self.token_header))
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -33,25 +43,10 @@ def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
-def _supplied_token(request: Request) -> bytes | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip().encode()
-    token = request.query_params.get("token")
-    return token.encode() if token else None
-
-
-def authenticated(endpoint: Endpoint, request: Request) -> bool:
-    if endpoint.allow_unauthenticated:
-        return True
-    supplied = _supplied_token(request)
-    if supplied is None:
-        return False
-    ok = False
-    for token in endpoint.tokens:  # no early exit: every token is compared
-        ok |= hmac.compare_digest(supplied, token)
-    return ok
+UNAUTHORIZED = (
+    "missing or wrong token: send 'Authorization: Bearer <token>', basic auth with the token as password, "
+    "or '?token=<token>'"
+)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -79,10 +74,9 @@ async def receive(request: Request) -> JSONResponse:
             f"no integration named {name!r} is configured",
             integrations=sorted(n for n, e in endpoints.items() if e.enabled),
         )
-    if not authenticated(endpoint, request):
-        return error(
-            401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>' or '?token=<token>'"
-        )
+    if not endpoint.authenticated(request):
+        where = f", or the {endpoint.token_header} header" if endpoint.token_header else ""
+        return error(401, "unauthorized", UNAUTHORIZED + where)
 
     inbound_meta = Inbound(
         body=b"",
@@ -97,9 +91,23 @@ async def receive(request: Request) -> JSONResponse:
         declared_size = int(declared) if declared and declared.isdigit() else None
         body = None if declared_size is not None and declared_size > max_body else await _read_capped(request, max_body)
         if body is None:
+            if not endpoint.tokens and endpoint.signature is not None:  # not authenticated yet: store nothing
+                return error(413, "body_too_large", f"body is larger than {max_body} bytes")
             result = await record_too_large(engine, endpoint.route, inbound_meta, declared_size, max_body)
+            return JSONResponse(result.body, status_code=result.status)
+        inbound = replace(inbound_meta, body=body)
+        message = None
+        if endpoint.signature is not None:
+            try:
+                message = await endpoint.signature.verify(body, {k.lower(): v for k, v in request.headers.items()})
+            except SignatureError as exc:
+                log.info("signature refused for %s: %s", name, exc.message)
+                return error(401, "bad_signature", exc.message)
+        if isinstance(endpoint.signature, SnsVerifier) and message and message.get("Type") in HANDSHAKE_TYPES:
+            answer = await endpoint.signature.handshake(message)
+            result = await record_handshake(engine, endpoint.route, inbound, answer)
         else:
-            result = await ingest(engine, endpoint.route, Inbound(**{**inbound_meta.__dict__, "body": body}))
+            result = await ingest(engine, endpoint.route, inbound)
     except ClientDisconnect:
         return error(400, "client_disconnected", "the client went away before the body was complete")
     except Exception as exc:
