@@ -246,10 +246,7 @@ def build_app(
         eng = engine or create_engine(database_url)
         app.state.engine = eng
         await sync_integrations(eng, bridge)
-        # The worker has its own small pool: under webhook load it would otherwise queue behind the
-        # handlers for every claim and record, and deliveries would starve (bench/README.md).
-        worker_engine = create_engine(database_url, pool_size=4, max_overflow=4) if run_worker else None
-        worker = build_worker(bridge, worker_engine, database_url) if worker_engine is not None else None
+        worker = build_worker(bridge, eng, database_url) if run_worker else None
         task = None
         if worker is not None:
             import asyncio
@@ -263,8 +260,6 @@ def build_app(
                 worker.stop()
                 await task
                 await worker.client.aclose()
-            if worker_engine is not None:
-                await worker_engine.dispose()
             if engine is None:
                 await eng.dispose()
             if bridge.http is not None:

@@ -253,3 +253,21 @@ def test_401_from_opsgenie_is_held_as_config_error_and_recovers(database_url: st
         assert db.execute("SELECT status FROM outbox").fetchone() == ("delivered",)
         statuses = [s for (s,) in db.execute("SELECT DISTINCT http_status FROM delivery_attempts")]
         assert set(statuses) == {401, 202}
+
+
+def test_forward_unknown_sends_actions_for_aliases_we_never_saw(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
+    """For alerts opened before the bridge existed: forward_unknown = true sends the close anyway."""
+    config = make_config(emulator.base_url, extra_integration="forward_unknown = true")
+    with run_bridge(config, database_url) as bridge:
+        r = post(bridge.base_url, "generic", {"action": "close", "alias": "legacy-1"})
+        assert r.json()["events"][0]["decision"] == "send"
+        assert r.json()["events"][0]["reason"].startswith("no open alert known; forwarded")
+        wait_for(lambda: settled(db), what="delivery")
+    emulator.wait_idle()
+    (req,) = [r for r in emulator.state.requests if r["method"] == "POST"]
+    assert req["path"] == "/v2/alerts/generic:legacy-1/close" and req["query"]["identifierType"] == "alias"
+    # OpsGenie accepted it (202) and later reports that no such alert exists: that is recorded as delivered.
+    assert db.execute("SELECT status FROM outbox").fetchone() == ("delivered",)
+    assert db.execute("SELECT count(*) FROM aliases").fetchone() == (0,)

@@ -219,3 +219,13 @@ def test_secrets_never_reach_the_database_or_logs(
         assert secret not in dump
         assert secret not in logged
     assert "/webhooks/alertmanager" in logged  # the access log is there, without query strings
+
+
+def test_cuts_are_recorded_and_returned(bridge: RunningServer, db: psycopg.Connection) -> None:
+    r = post(bridge, fixture_bytes("hostile/long_message_5000.json"))
+    assert r.status_code == 202, r.text
+    event = r.json()["events"][0]
+    assert any(cut["field"] == "message" for cut in event["cuts"])
+    payload, cuts = db.execute("SELECT payload, cuts FROM outbox WHERE id = %s", (event["outbox_id"],)).fetchone()  # type: ignore[misc]
+    assert len(payload["message"]) == 130 and payload["message"].endswith("…")
+    assert cuts == event["cuts"]

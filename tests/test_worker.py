@@ -121,3 +121,21 @@ shutdown_grace_seconds = 0.5
             _post_many(bridge.base_url, [{"action": "create", "alias": "slow", "message": "m"}])
             wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("in_flight",), what="claim")
         assert db.execute("SELECT status, attempts, lease_until FROM outbox").fetchone() == ("pending", 0, None)
+
+
+def test_notify_wakes_the_worker_long_before_the_poll(database_url: str, db: psycopg.Connection) -> None:
+    """With a 60 s poll interval, only LISTEN/NOTIFY can make the delivery this fast."""
+    with run_emulator(api_keys=[API_KEY], processing_delay=0.0) as emu:
+        config = make_config(emu.base_url, delivery="[delivery]\npoll_interval_seconds = 60.0\n")
+        with run_bridge(config, database_url) as bridge:
+            import time
+
+            time.sleep(0.5)  # the worker has polled once and now waits on LISTEN
+            started = time.monotonic()
+            _post_many(bridge.base_url, [{"action": "create", "alias": "fast", "message": "m"}])
+            wait_for(
+                lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",),
+                timeout=10,
+                what="delivery",
+            )
+            assert time.monotonic() - started < 5
