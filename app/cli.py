@@ -141,6 +141,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         finally:
             await worker.client.aclose()
             await engine.dispose()
+            if bridge.http is not None:
+                await bridge.http.aclose()
 
     asyncio.run(run())
     return 0
@@ -274,6 +276,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     status = 1
         finally:
             await engine.dispose()
+            if bridge.http is not None:
+                await bridge.http.aclose()
         return status
 
     return asyncio.run(run())

@@ -617,8 +617,15 @@ def load_config(path: str | Path, env: Mapping[str, str]) -> Config:
     return parse_config(text, env, source=str(path), base_dir=file.absolute().parent)
 
 
+DEMO_TOKEN = "demo-token"
+# Sources a newcomer can curl with a token (Sentry and SNS need signatures, so they are not in the demo).
+DEMO_INTEGRATIONS = ("alertmanager", "generic", "grafana", "genesys", "azure_monitor", "datadog")
+
+
 def demo_config(emulator_base_url: str, *, data_dir: Path = Path(".alertbridge")) -> Config:
-    """The no-config-file demo: two integrations that deliver to the built-in emulator."""
+    """The no-config-file demo: one integration per token-authenticated built-in template, each named after
+    its template, accepting the token "demo-token" (also in the X-Bridge-Token header), delivering to the
+    built-in emulator."""
     target = TargetConfig(
         base_url=emulator_base_url.rstrip("/"),
         region=None,
@@ -627,8 +634,10 @@ def demo_config(emulator_base_url: str, *, data_dir: Path = Path(".alertbridge")
         scope_aliases=True,
     )
     integrations = tuple(
-        IntegrationConfig(name=name, template=name, tokens=(Secret("demo-token"),), target=target)
-        for name in ("alertmanager", "generic")
+        IntegrationConfig(
+            name=name, template=name, tokens=(Secret(DEMO_TOKEN),), target=target, token_header="x-bridge-token"
+        )
+        for name in DEMO_INTEGRATIONS
     )
     return Config(
         server=ServerConfig(),

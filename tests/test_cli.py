@@ -80,6 +80,19 @@ def test_demo_serve_end_to_end(tmp_path: Path) -> None:
     with serve(env=env, cwd=tmp_path, port=port, log=log) as proc:
         index = httpx.get(base).json()
         assert index["webhooks"]["alertmanager"] == f"{base}/webhooks/alertmanager"
+        # Every token-authenticated source can be tried with its fixture in the demo.
+        for source, fixture in [
+            ("grafana", "01_firing.json"),
+            ("genesys", "01_queue_sla_alarm.json"),
+            ("azure_monitor", "01_fired.json"),
+            ("datadog", "01_triggered.json"),
+        ]:
+            r = httpx.post(
+                f"{base}/webhooks/{source}",
+                content=(FIXTURES / source / fixture).read_bytes(),
+                headers={"X-Bridge-Token": "demo-token"},
+            )
+            assert r.status_code == 202, (source, r.text)
         firing = (FIXTURES / "alertmanager/01_firing_two_alerts.json").read_bytes()
         r = httpx.post(
             f"{base}/webhooks/alertmanager",
@@ -91,16 +104,18 @@ def test_demo_serve_end_to_end(tmp_path: Path) -> None:
         def alerts(status: str) -> list[dict[str, object]]:
             return httpx.get(f"{base}/emulator/_control/alerts", params={"query": f"status:{status}"}).json()["data"]
 
-        wait_for(lambda: len(alerts("open")) == 2, timeout=20, what="two open alerts in the emulator")
+        wait_for(lambda: len(alerts("open")) == 7, timeout=20, what="the demo's alerts open in the emulator")
         resolved = (FIXTURES / "alertmanager/04_all_resolved.json").read_bytes()
         r = httpx.post(f"{base}/webhooks/alertmanager?token=demo-token", content=resolved)
         assert r.status_code == 202
-        wait_for(lambda: len(alerts("open")) == 1 and len(alerts("closed")) == 1, timeout=20, what="one closed")
+        wait_for(lambda: len(alerts("open")) == 6 and len(alerts("closed")) == 1, timeout=20, what="one closed")
 
         url = run_cli("db-url", env=env, cwd=tmp_path).stdout.strip()
         assert url.startswith("postgresql://")
         with psycopg.connect(url) as conn:
-            states = dict(conn.execute("SELECT alias, state FROM aliases").fetchall())
+            states = dict(
+                conn.execute("SELECT alias, state FROM aliases WHERE integration = 'alertmanager'").fetchall()
+            )
         assert states == {"f8f9add23ebfa2db": "open", "719a1a97ef71f433": "closed"}
 
         proc.send_signal(signal.SIGTERM)

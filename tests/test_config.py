@@ -978,9 +978,9 @@ def test_demo_config() -> None:
     assert config.source == "<demo>"
     assert config.database == DatabaseConfig(url=None, data_dir=Path("/tmp/demo"))
     assert (config.server, config.delivery, config.rendering) == (ServerConfig(), DeliveryConfig(), RenderingConfig())
-    assert [(i.name, i.template, [str(t) for t in i.tokens]) for i in config.integrations] == [
-        ("alertmanager", "alertmanager", ["demo-token"]),
-        ("generic", "generic", ["demo-token"]),
+    names = ["alertmanager", "generic", "grafana", "genesys", "azure_monitor", "datadog"]
+    assert [(i.name, i.template, [str(t) for t in i.tokens], i.token_header) for i in config.integrations] == [
+        (name, name, ["demo-token"], "x-bridge-token") for name in names
     ]
     for integration in config.integrations:
         target = integration.target
