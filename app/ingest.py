@@ -13,10 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import aliases, outbox
+from app.filters import PRIORITY_OVERRIDES
 from app.limits import Defaults, Event, EventError, fit_alias, normalize_event
 from app.models import InboundStatus, OutboxStatus
 from app.parsing import BodyError, parse_json_object
-from app.rendering import PRIORITY_OVERRIDES, CompiledTemplate, RenderLimits, TemplateError, render
+from app.rendering import CompiledTemplate, RenderLimits, TemplateError, render
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,9 @@ import re
 import string
 import time
 import types
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,8 @@ from jinja2.exceptions import SecurityError, TemplateRuntimeError, TemplateSynta
 from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
+
+from app.filters import FILTERS, GLOBALS, FilterError, type_name
 
 BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent.parent / "templates"
 
@@ -253,195 +253,6 @@ class _GuardedRange(Sequence[int]):
 
     def __repr__(self) -> str:
         return repr(self._range)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Filters and globals for templates. To add one: write a small function, add it to FILTERS or GLOBALS.
-
-_SEVERITY_PRIORITY = {
-    **dict.fromkeys(("critical", "crit", "fatal", "emergency", "emerg", "alert", "disaster", "p1"), "P1"),
-    **dict.fromkeys(("high", "error", "err", "major", "severe", "p2"), "P2"),
-    **dict.fromkeys(("warning", "warn", "medium", "moderate", "average", "minor", "p3"), "P3"),
-    **dict.fromkeys(("low", "info", "informational", "information", "notice", "p4"), "P4"),
-    **dict.fromkeys(("debug", "trace", "verbose", "lowest", "p5"), "P5"),
-}
-_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
-
-
-def _type_name(value: Any) -> str:
-    """JSON's name for the value's type, with an article: "an object", "a string", "null"."""
-    if value is None:
-        return "null"
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number"}
-    return names.get(type(value), "a number" if isinstance(value, float) else f"a {type(value).__name__}")
-
-
-def fail(message: Any = "the template called fail()") -> None:
-    """Global: stop rendering with this message, e.g. `{{ fail("payload has no 'alerts' list") }}`."""
-    raise TemplateError("runtime", str(message))
-
-
-def priority(severity: Any, mapping: Mapping[str, Any] | None = None, default: str | None = "P3") -> str | None:
-    """Filter: a severity word -> P1..P5 (case-insensitive; `mapping` entries win), else `default`."""
-    key = str(severity).strip().lower() if severity is not None else ""
-    if mapping is not None and not isinstance(mapping, Mapping):
-        raise TemplateError("runtime", f"priority(): mapping must be an object, got {_type_name(mapping)}")
-    custom = {str(k).strip().lower(): v for k, v in (mapping or {}).items()}
-    result = custom[key] if key in custom else _SEVERITY_PRIORITY.get(key, default)
-    if result is None:
-        return None
-    if str(result).strip().upper() not in _PRIORITIES:
-        raise TemplateError("runtime", f"priority(): {result!r} is not one of P1..P5")
-    return str(result).strip().upper()
-
-
-PRIORITY_OVERRIDES = "priority_overrides"  # context key: the integration's [integrations.priorities] table
-
-
-@pass_context
-def priority_filter(
-    context: Context, severity: Any, mapping: Mapping[str, Any] | None = None, default: str | None = "P3"
-) -> str | None:
-    """The template-facing `priority`: the integration's overrides (context variable ``priority_overrides``)
-    win over the template's own ``mapping``, which wins over the built-in table."""
-    overrides = context.get(PRIORITY_OVERRIDES)
-    if overrides:
-        if mapping is not None and not isinstance(mapping, Mapping):
-            raise TemplateError("runtime", f"priority(): mapping must be an object, got {_type_name(mapping)}")
-        mapping = {**(mapping or {}), **overrides}
-    return priority(severity, mapping, default)
-
-
-def sha256(value: Any) -> str:
-    """Filter: hex sha256 of the value's UTF-8 text."""
-    return hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _tag_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
-
-
-def labels_as_tags(labels: Any, keys: Any = None, exclude: Any = None) -> list[str]:
-    """Filter: {"k": "v", ...} -> ["k:v", ...] sorted by key; only `keys` if given, never `exclude`.
-
-    Null and empty values are skipped."""
-    if not isinstance(labels, Mapping):
-        raise TemplateError("runtime", f"labels_as_tags(): expected an object, got {_type_name(labels)}")
-    wanted = None if keys is None else {keys} if isinstance(keys, str) else set(keys)
-    unwanted = set() if exclude is None else {exclude} if isinstance(exclude, str) else set(exclude)
-    tags = []
-    for key, value in sorted(labels.items(), key=lambda item: str(item[0])):
-        if (wanted is None or key in wanted) and key not in unwanted and value is not None and value != "":
-            tags.append(f"{key}:{_tag_value(value)}")
-    return tags
-
-
-def _extends_previous(char: str) -> bool:
-    return (
-        unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or char == "\u200d"
-        or "\ufe00" <= char <= "\ufe0f"
-        or "\U000e0020" <= char <= "\U000e007f"
-        or "\U0001f3fb" <= char <= "\U0001f3ff"
-        or "\U000e0100" <= char <= "\U000e01ef"
-    )
-
-
-def _cluster_boundary(text: str, cut: int) -> int:
-    while 0 < cut < len(text) and (_extends_previous(text[cut]) or text[cut - 1] == "\u200d"):
-        cut -= 1
-    if 0 < cut < len(text) and "\U0001f1e6" <= text[cut] <= "\U0001f1ff":
-        run = 0
-        while cut - run > 0 and "\U0001f1e6" <= text[cut - run - 1] <= "\U0001f1ff":
-            run += 1
-        cut -= run % 2
-    return cut
-
-
-def truncate_chars(value: Any, length: int, end: str = "…") -> str:
-    """Filter: at most `length` characters, ending with `end`, without splitting a character cluster.
-
-    Same behaviour as app.limits.truncate_chars (duplicated: base-layer modules import nothing of ours;
-    tests/test_limits.py checks that both agree)."""
-    text = str(value)
-    if len(text) <= length:
-        return text
-    if length <= 0:
-        return ""
-    if len(end) >= length:
-        return text[: _cluster_boundary(text, length)]
-    return text[: _cluster_boundary(text, length - len(end))] + end
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-def _from_epoch(number: int | float) -> datetime:
-    """Seconds, milliseconds, microseconds or nanoseconds since 1970, told apart by magnitude."""
-    size = abs(number)
-    per_second = 10**9 if size >= 1e17 else 10**6 if size >= 1e14 else 10**3 if size >= 1e11 else 1
-    if isinstance(number, int):
-        return _EPOCH + timedelta(microseconds=number * 10**6 // per_second)
-    return _EPOCH + timedelta(microseconds=round(number * 10**6 / per_second))
-
-
-def iso8601(value: Any) -> Any:
-    """Filter: epoch seconds/ms/µs/ns or an ISO-8601 string -> "2026-09-14T08:11:32.481Z" (UTC).
-
-    Fails soft: anything it cannot read is returned unchanged."""
-    try:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)):
-            moment = _from_epoch(value)
-        elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            text = value.strip()
-            moment = _from_epoch(int(text) if text.lstrip("+-").isdigit() else float(text))
-        elif isinstance(value, str):
-            moment = datetime.fromisoformat(value.strip())
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-        else:
-            return value
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError, OSError):
-        return value
-    spec = "seconds" if not moment.microsecond else "milliseconds" if moment.microsecond % 1000 == 0 else "auto"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def from_json(value: Any) -> Any:
-    """Filter: parse a JSON string (e.g. SNS's `Message`)."""
-    if not isinstance(value, str):
-        raise TemplateError("runtime", f"from_json: expected a string, got {_type_name(value)}")
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise TemplateError(
-            "runtime", f"from_json: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise TemplateError("runtime", f"from_json: unusable JSON ({exc or 'nested too deeply'})") from None
-
-
-FILTERS: dict[str, Callable[..., Any]] = {
-    "priority": priority_filter,
-    "sha256": sha256,
-    "labels_as_tags": labels_as_tags,
-    "truncate_chars": truncate_chars,
-    "iso8601": iso8601,
-    "from_json": from_json,
-}
-GLOBALS: dict[str, Any] = {
-    "fail": fail,
-}
 
 
 # Checks run before a built-in filter, given its bound arguments: parameters that multiply the size of the
@@ -715,6 +526,8 @@ def _template_line(exc: BaseException, name: str) -> int | None:
 
 def _as_template_error(exc: Exception, name: str) -> TemplateError:
     line = _template_line(exc, name)
+    if isinstance(exc, FilterError):
+        return TemplateError("runtime", exc.message, line)
     if isinstance(exc, SecurityError):
         return TemplateError("runtime", f"blocked by the sandbox: {exc}", line)
     if isinstance(exc, UndefinedError):
@@ -759,14 +572,14 @@ def _parse_output(text: str, limits: RenderLimits) -> list[dict[str, Any]]:
     events = [data] if isinstance(data, dict) else data
     if not isinstance(events, list):
         raise TemplateError(
-            "output", f"the rendered JSON is {_type_name(data)}; expected an event object or an array of them"
+            "output", f"the rendered JSON is {type_name(data)}; expected an event object or an array of them"
         )
     if len(events) > limits.max_events:
         raise TemplateError("event", f"the template produced {len(events)} events; the limit is {limits.max_events}")
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             raise TemplateError(
-                "output", f"item {index} of the rendered array is {_type_name(event)}; each event must be an object"
+                "output", f"item {index} of the rendered array is {type_name(event)}; each event must be an object"
             )
     return events
 

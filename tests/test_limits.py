@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app import rendering
+from app import filters, rendering
 from app.limits import (
     ACTIONS,
     LIMITS,
@@ -438,13 +438,13 @@ def test_truncate_chars(text: str, limit: int, expected: str) -> None:
     assert result == expected
     assert len(result) <= limit
     # the template filter is a copy (base-layer modules import nothing of ours): both must agree
-    assert rendering.truncate_chars(text, limit) == result
+    assert filters.truncate_chars(text, limit) == result
 
 
 def test_truncate_chars_custom_end() -> None:
     assert truncate_chars("abcdefgh", 6, end=" [...]") == "abcdef"  # the marker does not fit: plain cut
     assert truncate_chars("abcdefghijkl", 9, end="[..]") == "abcde[..]"
-    assert rendering.truncate_chars("abcdefghijkl", 9, end="[..]") == "abcde[..]"
+    assert filters.truncate_chars("abcdefghijkl", 9, end="[..]") == "abcde[..]"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""app/rendering.py: the template contract, errors with line numbers, the sandbox and the render limits."""
+"""app/rendering.py and app/filters.py: the template contract, errors with line numbers, the sandbox and the render limits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app import rendering
+from app import filters
 from app.rendering import (
     BUILTIN_TEMPLATE_DIR,
     RenderLimits,
@@ -464,11 +464,11 @@ def test_load_template_not_utf8(tmp_path: Path) -> None:
 
 def test_docs_list_every_filter_global_and_priority_word() -> None:
     docs = (Path(__file__).resolve().parent.parent / "docs" / "templates.md").read_text("utf-8")
-    for name in [*rendering.FILTERS, *rendering.GLOBALS]:
+    for name in [*filters.FILTERS, *filters.GLOBALS]:
         assert f"| {name}" in docs or f"`{name}(" in docs, name
     table = {}
     for line in docs.splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if len(cells) == 2 and cells[0] in ("P1", "P2", "P3", "P4", "P5"):
             table.update(dict.fromkeys((word.strip() for word in cells[1].split(",")), cells[0]))
-    assert table == rendering._SEVERITY_PRIORITY
+    assert table == filters._SEVERITY_PRIORITY
