@@ -13,9 +13,7 @@ from app.cli import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "bench" / "README.md"]
-PATH = re.compile(
-    r"(?<![\w/.-])((?:tests/fixtures|app|bench|migrations)/[\w./-]+\.(?:json|j2|md|py|pem|vm|lua|txt))"
-)
+PATH = re.compile(r"(?<![\w/.-])((?:tests/fixtures|app|bench|migrations)/[\w./-]+\.(?:json|j2|md|py|pem|vm|lua|txt))")
 LINK = re.compile(r"\]\(((?!https?:|#|mailto:)[^)#\s]+)")
 
 

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.limits import LIMITS, Defaults, Event, normalize_event
+from app.limits import Defaults, Event, normalize_event
 from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
-from tests.test_limits import assert_within_limits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_monitor"
 BODIES = sorted(FIXTURES.glob("0*.json"))
@@ -349,17 +348,3 @@ def test_rendering_does_not_change_the_payload() -> None:
     before = copy.deepcopy(body)
     raw_events(body)
     assert body == before
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Every fixture: template + event rules, within OpsGenie's limits, nothing cut
-
-
-@pytest.mark.parametrize("fixture", BODIES, ids=lambda p: p.name)
-def test_every_fixture_fits_opsgenie_limits(fixture: Path) -> None:
-    result = events(json.loads(fixture.read_bytes()))
-    assert len(result) == 1
-    for event in result:
-        assert_within_limits(event)
-        assert len(event.alias) <= LIMITS["alias"]
-        assert event.cuts == ()
