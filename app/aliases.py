@@ -30,15 +30,24 @@ class Decision:
     count_delta: int = 0
 
 
-def decide(state: str | None, action: str, *, create_pending: bool = False, forward_unknown: bool = False) -> Decision:
+def decide(
+    state: str | None,
+    action: str,
+    *,
+    create_pending: bool = False,
+    forward_unknown: bool = False,
+    ignore_reason: str | None = None,
+) -> Decision:
     """The next step for ``action`` on an alias whose state is ``state`` (None: never seen).
 
     ``create_pending``: a create for this alias is queued and not yet sent.
     ``forward_unknown``: send ack/close/note even when we know of no open alert (alerts opened before
     the bridge existed, or by another tool).
     """
-    if action == "ignore":
-        return Decision(IGNORE, None, "ignored by template")
+    if action == "ignore":  # ``ignore_reason``: why the template said so
+        return Decision(
+            IGNORE, None, f"ignored by template: {ignore_reason}" if ignore_reason else "ignored by template"
+        )
     if action == "create":
         if state is None:
             return Decision(SEND, OPEN, "new alert", new_generation=True, count_delta=1)

@@ -12,7 +12,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,13 @@ def _database_url(config: Any, *, start_embedded: bool = True) -> str:
     return embedded.start(Path(data_dir))
 
 
-def _prepare(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int = 8080) -> tuple[Any, Any, str, bool]:
+def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -> tuple[Any, Any, str, bool]:
+    """Config (loaded here unless given), the bridge built from it, the database URL (migrated)."""
     from app.config import ConfigError
     from app.db import migrate
     from app.main import build_bridge
 
-    config, demo = _load_config(args, host=host, port=port)
+    config, demo = loaded or _load_config(args)
     try:
         bridge = build_bridge(config)
     except ConfigError as exc:
@@ -92,10 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.emulator import build_app as build_emulator
     from app.main import build_app
 
-    pre_config, _ = _load_config(args)
-    host = args.host or pre_config.server.host
-    port = args.port or pre_config.server.port
-    config, bridge, url, demo = _prepare(args, host=host, port=port)
+    # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
+    loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
+    host = args.host or loaded[0].server.host
+    port = args.port or loaded[0].server.port
+    config, bridge, url, demo = _prepare(args, loaded)
     emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
     app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
     if demo:
@@ -186,45 +189,32 @@ def cmd_psql(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Dry run: the events a template makes of a payload, and the exact OpsGenie requests."""
     from app.ingest import Inbound, Route, prepare
-    from app.limits import Defaults
     from app.opsgenie import build_request
     from app.rendering import TemplateError, compile_template, load_template_source
 
-    defaults = Defaults()
-    priorities: Mapping[str, str] = {}
-    scope: str | None = None
-    base_url = args.base_url
-    if args.config:
-        from app import settings
-        from app.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config, settings.ENV)
-        except ConfigError as exc:
-            raise CliError(str(exc)) from None
-        integ = next((i for i in config.integrations if i.name == args.integration), None)
-        if args.integration and integ is None:
-            raise CliError(f"integration {args.integration!r} is not in {args.config}")
-        if integ is not None:
-            t = integ.target
-            defaults = Defaults(team=t.default_team, priority=t.default_priority, source=t.default_source)
-            scope = integ.name if t.scope_aliases else None
-            priorities = integ.priorities
-            base_url = base_url or t.base_url
     try:
         name, source = load_template_source(args.template, Path.cwd())
         template = compile_template(source, name)
     except TemplateError as exc:
         where = f" (line {exc.line})" if exc.line else ""
         raise CliError(f"template {args.template}: {exc.message}{where}") from None
+    route = Route(name=args.integration or "render", template=template, scope_aliases=False)
+    base_url = args.base_url
+    if args.config:
+        from app import settings
+        from app.config import ConfigError, load_config
+        from app.main import build_bridge
+
+        try:
+            bridge = build_bridge(load_config(args.config, settings.ENV))
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+        if args.integration and args.integration not in bridge.routes:
+            raise CliError(f"integration {args.integration!r} is not in {args.config}")
+        if args.integration:  # its defaults, priorities and alias scoping, with the template under test
+            route = replace(bridge.routes[args.integration], template=template)
+            base_url = base_url or bridge.targets[args.integration].base_url
     body = Path(args.payload).read_bytes() if args.payload != "-" else sys.stdin.buffer.read()
-    route = Route(
-        name=scope or args.integration or "render",
-        template=template,
-        defaults=defaults,
-        scope_aliases=scope is not None,
-        priorities=priorities,
-    )
     prepared = prepare(route, Inbound(body=body, content_type="application/json"))
     if prepared.error is not None:
         print(json.dumps({"status": prepared.status.value, "error": prepared.error}, indent=2, ensure_ascii=False))

@@ -94,7 +94,7 @@ class Worker:
             response = await self.client.send(request, api_key)
             outcome = classify(response.status, response.headers, response.body, action)
         except Exception as exc:
-            outcome = classify_exception(exc, getattr(self.client, "timeout", None))
+            outcome = classify_exception(exc, self.client.timeout)
         attempt = outbox.Attempt(
             kind=kind,
             method=request.method,

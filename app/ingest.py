@@ -102,9 +102,8 @@ async def _enqueue(
             event.action,
             create_pending=bool(current and current["create_pending"]),
             forward_unknown=route.forward_unknown,
+            ignore_reason=event.reason,
         )
-        if event.action == "ignore" and event.reason:
-            decision = aliases.Decision(aliases.IGNORE, None, f"ignored by template: {event.reason}")
         generation = aliases.generation_for(current["generation"] if current else None, decision)
         og_alias, alias_cut = route.opsgenie_alias(event.alias)
         cuts = [c.to_dict() for c in event.cuts] + ([alias_cut] if alias_cut else [])

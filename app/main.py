@@ -150,8 +150,8 @@ async def sync_integrations(engine: AsyncEngine, bridge: Bridge) -> None:
     """Provisioning, Grafana style: file-managed rows follow the file; ones no longer in it are disabled.
     No secret is written (tokens and API keys stay in the file / environment)."""
     async with engine.begin() as conn:
-        for name, route in bridge.routes.items():
-            integ = next(i for i in bridge.config.integrations if i.name == name)
+        for integ in bridge.config.integrations:
+            name, route = integ.name, bridge.routes[integ.name]
             settings: dict[str, Any] = {
                 "default_team": integ.target.default_team,
                 "default_priority": integ.target.default_priority,

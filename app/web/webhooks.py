@@ -99,7 +99,7 @@ async def receive(request: Request) -> JSONResponse:
         message = None
         if endpoint.signature is not None:
             try:
-                message = await endpoint.signature.verify(body, {k.lower(): v for k, v in request.headers.items()})
+                message = await endpoint.signature.verify(body, request.headers)  # case-insensitive
             except SignatureError as exc:
                 log.info("signature refused for %s: %s", name, exc.message)
                 return error(401, "bad_signature", exc.message)
