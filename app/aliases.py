@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.models import AliasState
+from alertbridge.models import AliasState
 
 SEND, COALESCE, IGNORE = "send", "coalesce", "ignore"
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app import __version__
+from alertbridge import __version__
 
 log = logging.getLogger("alertbridge")
 
@@ -40,8 +40,8 @@ def _setup_logging(level: str) -> None:
 
 def _load_config(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int = 8080) -> tuple[Any, bool]:
     """The Config to run with, and whether it is the demo (no config file: targets the mounted emulator)."""
-    from app import settings
-    from app.config import ConfigError, demo_config, load_config
+    from alertbridge import settings
+    from alertbridge.config import ConfigError, demo_config, load_config
 
     path = getattr(args, "config", None) or settings.CONFIG_PATH
     try:
@@ -54,7 +54,7 @@ def _load_config(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int
 
 def _database_url(config: Any, *, start_embedded: bool = True) -> str:
     """ALERTBRIDGE_DATABASE_URL (or DATABASE_URL), else [database].url, else the embedded PostgreSQL."""
-    from app import embedded, settings
+    from alertbridge import embedded, settings
 
     if settings.DATABASE_URL is not None:
         return str(settings.DATABASE_URL)
@@ -69,9 +69,9 @@ def _database_url(config: Any, *, start_embedded: bool = True) -> str:
 
 def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -> tuple[Any, Any, str, bool]:
     """Config (loaded here unless given), the bridge built from it, the database URL (migrated)."""
-    from app.config import ConfigError
-    from app.db import migrate
-    from app.main import build_bridge
+    from alertbridge.config import ConfigError
+    from alertbridge.db import migrate
+    from alertbridge.main import build_bridge
 
     config, demo = loaded or _load_config(args)
     try:
@@ -90,9 +90,9 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app import settings
-    from app.emulator import build_app as build_emulator
-    from app.main import build_app
+    from alertbridge import settings
+    from alertbridge.emulator import build_app as build_emulator
+    from alertbridge.main import build_app
 
     # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
     loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
@@ -127,8 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from app.db import create_engine
-    from app.main import build_worker
+    from alertbridge.db import create_engine
+    from alertbridge.main import build_worker
 
     config, bridge, url, _ = _prepare(args)
 
@@ -152,7 +152,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from app.db import migrate
+    from alertbridge.db import migrate
 
     config, _ = _load_config(args)
     url = _database_url(config)
@@ -162,7 +162,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
-    from app.db import libpq_url
+    from alertbridge.db import libpq_url
 
     config, _ = _load_config(args)
     print(libpq_url(_database_url(config)))
@@ -173,8 +173,8 @@ def cmd_psql(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from app.db import libpq_url
-    from app.embedded import psql_path
+    from alertbridge.db import libpq_url
+    from alertbridge.embedded import psql_path
 
     config, _ = _load_config(args)
     url = libpq_url(_database_url(config, start_embedded=True))
@@ -188,9 +188,9 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Dry run: the events a template makes of a payload, and the exact OpsGenie requests."""
-    from app.ingest import Inbound, Route, prepare
-    from app.opsgenie import build_request
-    from app.rendering import TemplateError, compile_template, load_template_source
+    from alertbridge.ingest import Inbound, Route, prepare
+    from alertbridge.opsgenie import build_request
+    from alertbridge.rendering import TemplateError, compile_template, load_template_source
 
     try:
         name, source = load_template_source(args.template, Path.cwd())
@@ -201,9 +201,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     route = Route(name=args.integration or "render", template=template, scope_aliases=False)
     base_url = args.base_url
     if args.config:
-        from app import settings
-        from app.config import ConfigError, load_config
-        from app.main import build_bridge
+        from alertbridge import settings
+        from alertbridge.config import ConfigError, load_config
+        from alertbridge.main import build_bridge
 
         try:
             bridge = build_bridge(load_config(args.config, settings.ENV))
@@ -237,9 +237,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from app.db import create_engine
-    from app.ingest import ReplayError, replay
-    from app.outbox import requeue_dead
+    from alertbridge.db import create_engine
+    from alertbridge.ingest import ReplayError, replay
+    from alertbridge.outbox import requeue_dead
 
     config, bridge, url, _ = _prepare(args)
 
@@ -276,8 +276,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app import settings
-    from app.emulator import build_app as build_emulator
+    from alertbridge import settings
+    from alertbridge.emulator import build_app as build_emulator
 
     app = build_emulator(api_keys=args.api_key or None, processing_delay=args.processing_delay)
     log.info(
@@ -357,7 +357,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from app import settings
+    from alertbridge import settings
 
     _setup_logging(settings.LOG_LEVEL)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy.exc
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-ALEMBIC_INI = MIGRATIONS_DIR.parent / "alembic.ini"
+
+def _migrations_dir() -> Path:
+    spec = importlib.util.find_spec("alertbridge.migrations")
+    assert spec is not None and spec.submodule_search_locations, "alertbridge.migrations is not installed"
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+#: The Alembic scripts, shipped inside the package (the repository's migrations/ folder).
+MIGRATIONS_DIR = _migrations_dir()
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """The Alembic configuration, built in code (no alembic.ini is needed at run time; the repository's
+    alembic.ini is for running the `alembic` command by hand)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        cfg.attributes["url"] = sqlalchemy_url(url)
+    return cfg
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -56,9 +78,5 @@ def is_unavailable(exc: BaseException) -> bool:
 def migrate(url: str, revision: str = "head") -> None:
     """Run the real Alembic migrations (synchronously) against ``url``."""
     from alembic import command
-    from alembic.config import Config
 
-    cfg = Config(str(ALEMBIC_INI))
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["url"] = sqlalchemy_url(url)
-    command.upgrade(cfg, revision)
+    command.upgrade(alembic_config(url), revision)

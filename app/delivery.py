@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import outbox
-from app.db import is_unavailable
-from app.opsgenie import (
+from alertbridge import outbox
+from alertbridge.db import is_unavailable
+from alertbridge.opsgenie import (
     Client,
     Outcome,
     Request,

@@ -12,12 +12,12 @@ import anyio.to_thread
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import aliases, outbox
-from app.filters import PRIORITY_OVERRIDES
-from app.limits import Defaults, Event, EventError, fit_alias, normalize_event
-from app.models import InboundStatus, OutboxStatus
-from app.parsing import BodyError, parse_json_object
-from app.rendering import CompiledTemplate, RenderLimits, TemplateError, render
+from alertbridge import aliases, outbox
+from alertbridge.filters import PRIORITY_OVERRIDES
+from alertbridge.limits import Defaults, Event, EventError, fit_alias, normalize_event
+from alertbridge.models import InboundStatus, OutboxStatus
+from alertbridge.parsing import BodyError, parse_json_object
+from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, render
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import Config, ConfigError, IntegrationConfig
-from app.db import create_engine, libpq_url
-from app.delivery import Target, Worker, WorkerOptions
-from app.ingest import Route
-from app.limits import Defaults
-from app.opsgenie import Client
-from app.outbox import RetryPolicy
-from app.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
-from app.sns import CertStore, SnsVerifier
-from app.web.auth import BodyCheck, HmacCheck
-from app.web.routes import routes
-from app.web.webhooks import Endpoint
+from alertbridge.config import Config, ConfigError, IntegrationConfig
+from alertbridge.db import create_engine, libpq_url
+from alertbridge.delivery import Target, Worker, WorkerOptions
+from alertbridge.ingest import Route
+from alertbridge.limits import Defaults
+from alertbridge.opsgenie import Client
+from alertbridge.outbox import RetryPolicy
+from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from alertbridge.sns import CertStore, SnsVerifier
+from alertbridge.web.auth import BodyCheck, HmacCheck
+from alertbridge.web.routes import routes
+from alertbridge.web.webhooks import Endpoint
 
 log = logging.getLogger("alertbridge")
 access_log = logging.getLogger("alertbridge.access")

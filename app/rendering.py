@@ -14,9 +14,8 @@ A payload template renders JSON text: one event object, or an array of zero or m
 
 Payload text is only ever data: nothing from the payload is compiled as a template.
 
-Built-in templates live in `<repo>/templates/*.j2` (`BUILTIN_TEMPLATE_DIR`), found relative to this package.
-That works from a checkout and from `pip install -e .`; a non-editable install would have to ship the
-directory next to `app/` as well.
+Built-in templates are the package `alertbridge.templates` (the folder `templates/` of the repository, mapped into
+the installed package by pyproject.toml), so they are found from a checkout, an editable install and a wheel.
 
 Base layer: imports nothing from `app`.
 """
@@ -25,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import math
@@ -44,9 +44,17 @@ from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from app.filters import FILTERS, GLOBALS, FilterError, type_name
+from alertbridge.filters import FILTERS, GLOBALS, FilterError, type_name
 
-BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent.parent / "templates"
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {package} is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+BUILTIN_TEMPLATE_DIR: Path = _package_dir("alertbridge.templates")
 
 KINDS = ("syntax", "undefined", "runtime", "output", "timeout", "too_large", "event", "not_found")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app.signatures import SignatureError, check_cert_url, check_sns_url, sns_region, verify_sns
+from alertbridge.signatures import SignatureError, check_cert_url, check_sns_url, sns_region, verify_sns
 
 log = logging.getLogger("alertbridge.sns")
 

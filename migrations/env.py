@@ -1,13 +1,13 @@
 """Alembic environment: the URL comes from the caller (config.attributes["url"]) or the environment,
-the metadata from app.models. Never from alembic.ini."""
+the metadata from alertbridge.models. Never from alembic.ini."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.db import sqlalchemy_url
-from app.models import Base
+from alertbridge.db import sqlalchemy_url
+from alertbridge.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,7 +17,7 @@ def _url() -> str:
     url = config.attributes.get("url")
     if url:
         return str(url)
-    from app import settings
+    from alertbridge import settings
 
     if not settings.DATABASE_URL:
         raise SystemExit("alembic: set ALERTBRIDGE_DATABASE_URL (or use `alertbridge migrate`)")

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import embedded
-from app.db import create_engine, libpq_url, migrate
+from alertbridge import embedded
+from alertbridge.db import create_engine, libpq_url, migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATE_DB = "alertbridge_test_template"

@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from app.emulator import EmulatorState, build_app
+from alertbridge.emulator import EmulatorState, build_app
 from tests.servers import serve_app
 
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.config import Config, parse_config
-from app.main import build_app, build_bridge
+from alertbridge.config import Config, parse_config
+from alertbridge.main import build_app, build_bridge
 from tests.servers import RunningServer, serve_app
 
 FIXTURES = Path(__file__).parent / "fixtures"

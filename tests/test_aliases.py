@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.aliases import Decision, decide, generation_for
+from alertbridge.aliases import Decision, decide, generation_for
 
 NONE, OPEN, ACKED, CLOSED = None, "open", "acknowledged", "closed"
 

@@ -225,7 +225,7 @@ def test_422_is_dead_lettered_and_replay_requeues_it(
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_")}
         env["ALERTBRIDGE_DATABASE_URL"] = database_url
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "replay", "--dead", "--no-migrate"],
+            [sys.executable, "-m", "alertbridge.cli", "replay", "--dead", "--no-migrate"],
             env=env,
             capture_output=True,
             text=True,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.limits import LIMITS, Event, EventError, normalize_event
-from app.rendering import (
+from alertbridge.limits import LIMITS, Event, EventError, normalize_event
+from alertbridge.rendering import (
     CompiledTemplate,
     TemplateError,
     builtin_template_names,

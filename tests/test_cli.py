@@ -39,7 +39,12 @@ def run_cli(
     *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "alertbridge.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -47,7 +52,7 @@ def run_cli(
 def serve(*args: str, env: dict[str, str], cwd: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", "alertbridge.cli", "serve", "--port", str(port), *args],
             env=env,
             cwd=cwd,
             stdout=out,
@@ -257,7 +262,7 @@ def test_worker_command_delivers_and_stops_on_sigterm(
             assert db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone() == (2,)
         with open(tmp_path / "w.log", "wb") as out:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--config", str(cfg)],
+                [sys.executable, "-m", "alertbridge.cli", "worker", "--config", str(cfg)],
                 env=env,
                 cwd=tmp_path,
                 stdout=out,
@@ -283,7 +288,7 @@ def test_emulator_command(tmp_path: Path) -> None:
     port = free_port()
     with open(tmp_path / "e.log", "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "emulator", "--port", str(port), "--api-key", "k1"],
+            [sys.executable, "-m", "alertbridge.cli", "emulator", "--port", str(port), "--api-key", "k1"],
             env=cli_env(),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.datastructures import Secret
 
-from app.config import (
+from alertbridge.config import (
     REGION_BASE_URLS,
     Config,
     ConfigError,

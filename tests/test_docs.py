@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import parser
+from alertbridge.cli import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "bench" / "README.md"]

@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from app.emulator import build_app
+from alertbridge.emulator import build_app
 from tests.emulator_server import RunningEmulator, run_emulator
 
 KEY = "test-key-0123456789"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app import filters, rendering
-from app.limits import (
+from alertbridge import filters, rendering
+from alertbridge.limits import (
     ACTIONS,
     LIMITS,
     Cut,

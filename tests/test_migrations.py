@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 
-from app.db import migrate, sqlalchemy_url
-from app.models import Base
+from alertbridge.db import migrate, sqlalchemy_url
+from alertbridge.models import Base
 
 
 def test_migrations_match_models(database_url: str) -> None:
@@ -30,13 +30,10 @@ def test_migrate_is_idempotent(database_url: str, db: psycopg.Connection) -> Non
 
 def test_downgrade_to_base_and_up_again(database_url: str, db: psycopg.Connection) -> None:
     from alembic import command
-    from alembic.config import Config
 
-    from app.db import ALEMBIC_INI, MIGRATIONS_DIR
+    from alertbridge.db import alembic_config
 
-    cfg = Config(str(ALEMBIC_INI))
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["url"] = sqlalchemy_url(database_url)
+    cfg = alembic_config(database_url)
     command.downgrade(cfg, "base")
     assert db.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'outbox'"

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
 
-from app.opsgenie import (
+from alertbridge.opsgenie import (
     MAX_RESPONSE_BYTES,
     Client,
     Outcome,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app import redact
-from app.parsing import BodyError, parse_json_object
+from alertbridge import redact
+from alertbridge.parsing import BodyError, parse_json_object
 
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
 sys.path.insert(0, str(HOSTILE))

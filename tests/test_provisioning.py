@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.main import build_bridge, sync_integrations
+from alertbridge.main import build_bridge, sync_integrations
 from tests.harness import make_config
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from app import filters
-from app.rendering import (
+from alertbridge import filters
+from alertbridge.rendering import (
     BUILTIN_TEMPLATE_DIR,
     RenderLimits,
     TemplateError,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from app.signatures import (
+from alertbridge.signatures import (
     SignatureError,
     check_cert_url,
     sns_string_to_sign,

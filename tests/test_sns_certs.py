@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.signatures import SignatureError
-from app.sns import CertStore, SnsVerifier
+from alertbridge.signatures import SignatureError
+from alertbridge.sns import CertStore, SnsVerifier
 
 SNS = Path(__file__).parent / "fixtures" / "sns_cloudwatch"
 CERT = (SNS / "fixture_signing_cert.pem").read_bytes()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.limits import Defaults, Event, normalize_event
-from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
+from alertbridge.limits import Defaults, Event, normalize_event
+from alertbridge.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_monitor"
 BODIES = sorted(FIXTURES.glob("0*.json"))

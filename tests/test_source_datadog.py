@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from app import filters
-from app.limits import Event, normalize_event
-from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
+from alertbridge import filters
+from alertbridge.limits import Event, normalize_event
+from alertbridge.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
 from tests.test_limits import assert_within_limits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datadog"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.limits import LIMITS, Event, normalize_event
-from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
+from alertbridge.limits import LIMITS, Event, normalize_event
+from alertbridge.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
 from tests.test_limits import assert_within_limits
 
 FIXTURES = Path(__file__).parent / "fixtures"

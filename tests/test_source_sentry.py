@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from app import filters
-from app.limits import LIMITS, Event, normalize_event
-from app.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
+from alertbridge import filters
+from alertbridge.limits import LIMITS, Event, normalize_event
+from alertbridge.rendering import CompiledTemplate, TemplateError, compile_template, load_template_source, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sentry"
 BODIES = [path for path in sorted(FIXTURES.glob("0*.json")) if not path.name.endswith(".headers.json")]

@@ -18,8 +18,8 @@ import httpx
 import psycopg
 import pytest
 
-from app.config import parse_config
-from app.main import build_app, build_bridge
+from alertbridge.config import parse_config
+from alertbridge.main import build_app, build_bridge
 from tests.emulator_server import RunningEmulator, run_emulator
 from tests.harness import API_KEY, FAST_DELIVERY, FIXTURES, TOKEN, wait_for
 from tests.servers import RunningServer, serve_app

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine
-from app.main import build_bridge, build_worker
+from alertbridge.db import create_engine
+from alertbridge.main import build_bridge, build_worker
 from tests.emulator_server import run_emulator
 from tests.harness import API_KEY, FAST_DELIVERY, TOKEN, make_config, run_bridge, wait_for
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from app.signatures import verify_hmac
+from alertbridge.signatures import verify_hmac
 
 
 class BodyCheck(Protocol):

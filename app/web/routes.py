@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from app import __version__
-from app.db import is_unavailable
-from app.web.webhooks import error, receive
+from alertbridge import __version__
+from alertbridge.db import is_unavailable
+from alertbridge.web.webhooks import error, receive
 
 
 async def index(request: Request) -> JSONResponse:

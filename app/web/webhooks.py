@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from app import redact
-from app.db import is_unavailable
-from app.ingest import Inbound, Route, ingest, record_handshake, record_too_large
-from app.signatures import SignatureError
-from app.sns import HANDSHAKE_TYPES, SnsVerifier
-from app.web.auth import BodyCheck, supplied_tokens, token_matches
+from alertbridge import redact
+from alertbridge.db import is_unavailable
+from alertbridge.ingest import Inbound, Route, ingest, record_handshake, record_too_large
+from alertbridge.signatures import SignatureError
+from alertbridge.sns import HANDSHAKE_TYPES, SnsVerifier
+from alertbridge.web.auth import BodyCheck, supplied_tokens, token_matches
 
 log = logging.getLogger("alertbridge.webhooks")
 

@@ -1,0 +1,1 @@
+"""Alembic migrations, installed as the package ``alertbridge.migrations`` (``alertbridge migrate`` runs them)."""
