@@ -127,14 +127,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alertbridge.db import create_engine
-    from alertbridge.main import build_worker
+    from alertbridge.main import build_worker, worker_database
 
     config, bridge, url, _ = _prepare(args)
 
     async def run() -> None:
-        engine = create_engine(url)
-        worker = build_worker(bridge, engine, url)
+        db = worker_database(url, config)
+        await db.open()
+        worker = build_worker(bridge, db)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
@@ -143,7 +143,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await worker.run_forever()
         finally:
             await worker.client.aclose()
-            await engine.dispose()
+            await db.close()
             if bridge.http is not None:
                 await bridge.http.aclose()
 
@@ -187,9 +187,9 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """Dry run: the events a template makes of a payload, and the exact OpsGenie requests."""
-    from alertbridge.ingest import Inbound, Route, prepare
-    from alertbridge.opsgenie import build_request
+    """Dry run: the events a template makes of a payload, and the exact OpsGenie requests (the same plan step as
+    ingest, against empty alias state: nothing is read or written)."""
+    from alertbridge.ingest import Inbound, Route, preview
     from alertbridge.rendering import TemplateError, compile_template, load_template_source
 
     try:
@@ -199,7 +199,6 @@ def cmd_render(args: argparse.Namespace) -> int:
         where = f" (line {exc.line})" if exc.line else ""
         raise CliError(f"template {args.template}: {exc.message}{where}") from None
     route = Route(name=args.integration or "render", template=template, scope_aliases=False)
-    base_url = args.base_url
     if args.config:
         from alertbridge import settings
         from alertbridge.config import ConfigError, load_config
@@ -211,44 +210,33 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         if args.integration and args.integration not in bridge.routes:
             raise CliError(f"integration {args.integration!r} is not in {args.config}")
-        if args.integration:  # its defaults, priorities and alias scoping, with the template under test
+        if args.integration:  # its defaults, priorities, alias scoping and target, with the template under test
             route = replace(bridge.routes[args.integration], template=template)
-            base_url = base_url or bridge.targets[args.integration].base_url
+    if args.base_url:
+        route = replace(route, base_url=args.base_url)
     body = Path(args.payload).read_bytes() if args.payload != "-" else sys.stdin.buffer.read()
-    prepared = prepare(route, Inbound(body=body, content_type="application/json"))
-    if prepared.error is not None:
+    prepared, plan = asyncio.run(preview(None, route, Inbound(body=body, content_type="application/json")))
+    if prepared.error is not None or plan is None:
         print(json.dumps({"status": prepared.status.value, "error": prepared.error}, indent=2, ensure_ascii=False))
         return 1
-    base_url = base_url or "https://api.opsgenie.com"
-    out = []
-    for event in prepared.events:
-        item: dict[str, Any] = {"action": event.action, "alias": event.alias}
-        if event.cuts:
-            item["cuts"] = [c.to_dict() for c in event.cuts]
-        if event.action != "ignore":
-            og_alias, cut = route.opsgenie_alias(event.alias)
-            req = build_request(base_url, event.action, og_alias, event.fields)
-            item["request"] = {"method": req.method, "url": req.url, "json": req.json}
-        else:
-            item["reason"] = event.reason
-        out.append(item)
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from alertbridge.db import create_engine
+    from alertbridge.db import Database
     from alertbridge.ingest import ReplayError, replay
-    from alertbridge.outbox import requeue_dead
+    from alertbridge.store.outbox import requeue_dead
 
     config, bridge, url, _ = _prepare(args)
 
     async def run() -> int:
-        engine = create_engine(url)
+        db = Database(url, size=2, name="alertbridge-replay")
+        await db.open()
         status = 0
         try:
             if args.dead or args.outbox:
-                async with engine.begin() as conn:
+                async with db.transaction() as conn:
                     ids = await requeue_dead(conn, ids=args.outbox or None, integration=args.integration)
                 print(json.dumps({"requeued": ids}))
                 return 0 if ids or not args.outbox else 1
@@ -256,7 +244,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 raise CliError("name inbound event ids, or --dead / --outbox ID")
             for event_id in args.event_ids:
                 try:
-                    result = await replay(engine, bridge.routes, event_id, force=args.force)
+                    result = await replay(db, bridge.routes, event_id, force=args.force)
                 except ReplayError as exc:
                     print(json.dumps({"id": event_id, "error": str(exc)}))
                     status = 1
@@ -265,7 +253,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 if result.status >= 400:
                     status = 1
         finally:
-            await engine.dispose()
+            await db.close()
             if bridge.http is not None:
                 await bridge.http.aclose()
         return status

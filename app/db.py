@@ -1,15 +1,24 @@
-"""Engine construction, database-unavailable detection and migrations. No settings are read here."""
+"""Connection pools, database-unavailable detection and migrations. No settings are read here.
+
+Queries run on psycopg 3 directly (``psycopg_pool``): SQLAlchemy stays for the models and Alembic. Every
+connection is in autocommit mode; ``Database.transaction()`` opens an explicit transaction. psycopg prepares a
+statement on the server once it has run a few times on a connection, so hot statements are parsed once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import sqlalchemy.exc
+import psycopg_pool
+from psycopg.rows import dict_row
 from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
 def _migrations_dir() -> Path:
@@ -20,19 +29,6 @@ def _migrations_dir() -> Path:
 
 #: The Alembic scripts, shipped inside the package (the repository's migrations/ folder).
 MIGRATIONS_DIR = _migrations_dir()
-
-
-def alembic_config(url: str | None = None) -> Any:
-    """The Alembic configuration, built in code (no alembic.ini is needed at run time; the repository's
-    alembic.ini is for running the `alembic` command by hand)."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("path_separator", "os")
-    if url is not None:
-        cfg.attributes["url"] = sqlalchemy_url(url)
-    return cfg
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -50,29 +46,97 @@ def libpq_url(url: str) -> str:
     return make_url(sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=False,
-        pool_timeout=5,
-        connect_args={"connect_timeout": 5, "application_name": "alertbridge"},
-    )
+class DatabaseBusy(Exception):
+    """No pooled connection became free within the wait budget: Postgres is up but we are saturated."""
+
+
+class Database:
+    """One pool of connections to one database. Build it, ``await open()``, use it, ``await close()``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        size: int = 10,
+        name: str = "alertbridge",
+        wait_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.url = libpq_url(url)
+        self.name = name
+        self.size = size
+        self.pool = psycopg_pool.AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=size,
+            open=False,
+            timeout=wait_timeout,
+            name=name,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": max(1, round(connect_timeout)),
+                "application_name": name,
+            },
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            reconnect_timeout=0,  # keep trying to reconnect for as long as the process lives
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def in_use(self) -> int:
+        stats = self.pool.get_stats()
+        return int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0))
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection in autocommit mode (each statement is its own transaction)."""
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except psycopg_pool.PoolTimeout as exc:
+            raise DatabaseBusy(str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction: committed when the block ends, rolled back on error."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database cannot be reached" (answer 503, retry later)."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+    """True when ``exc`` means "the database cannot be reached or cannot take us now" (answer 503)."""
+    if isinstance(exc, DatabaseBusy | psycopg_pool.PoolTimeout | psycopg_pool.PoolClosed):
         return True
-    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        return True
-    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # pool exhausted for pool_timeout seconds
-        return True
-    if isinstance(exc, psycopg.OperationalError | OSError | ConnectionError):
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError | ConnectionError):
         return True
     cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and isinstance(cause, psycopg.OperationalError | OSError)
+    return cause is not None and cause is not exc and is_unavailable(cause)
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """The Alembic configuration, built in code (no alembic.ini is needed at run time; the repository's
+    alembic.ini is for running the `alembic` command by hand)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        cfg.attributes["url"] = sqlalchemy_url(url)
+    return cfg
 
 
 def migrate(url: str, revision: str = "head") -> None:

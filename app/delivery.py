@@ -18,10 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alertbridge import outbox
-from alertbridge.db import is_unavailable
+from alertbridge.core.retry import RetryPolicy, next_retry
+from alertbridge.db import Database, is_unavailable
 from alertbridge.opsgenie import (
     Client,
     Outcome,
@@ -33,6 +32,7 @@ from alertbridge.opsgenie import (
     classify_exception,
     parse_request_status,
 )
+from alertbridge.store import aliases, attempts, outbox
 
 log = logging.getLogger("alertbridge.delivery")
 
@@ -52,7 +52,7 @@ class WorkerOptions:
     lease_seconds: float = 60.0
     shutdown_grace: float = 10.0
     confirm_creates: bool = True
-    retry: outbox.RetryPolicy = outbox.RetryPolicy()
+    retry: RetryPolicy = RetryPolicy()
 
 
 def _snippet(body: bytes) -> str | None:
@@ -64,7 +64,7 @@ def _snippet(body: bytes) -> str | None:
 class Worker:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: Client,
         targets: Mapping[str, Target],
         options: WorkerOptions = WorkerOptions(),
@@ -72,7 +72,7 @@ class Worker:
         listen_url: str | None = None,
         name: str | None = None,
     ) -> None:
-        self.engine = engine
+        self.db = db
         self.client = client
         self.targets = dict(targets)
         self.options = options
@@ -86,7 +86,7 @@ class Worker:
 
     async def _call(
         self, kind: str, request: Request, api_key: str, *, action: str, request_id: str | None = None
-    ) -> tuple[Response | None, Outcome, outbox.Attempt]:
+    ) -> tuple[Response | None, Outcome, attempts.Attempt]:
         """One HTTP call to OpsGenie, classified, as the attempt row it becomes."""
         started, t0 = datetime.now(UTC), time.perf_counter()
         response: Response | None = None
@@ -95,7 +95,7 @@ class Worker:
             outcome = classify(response.status, response.headers, response.body, action)
         except Exception as exc:
             outcome = classify_exception(exc, self.client.timeout)
-        attempt = outbox.Attempt(
+        attempt = attempts.Attempt(
             kind=kind,
             method=request.method,
             url=request.url,
@@ -113,11 +113,10 @@ class Worker:
         """Before an ack/close/note: has OpsGenie processed this alias's create? (OpsGenie processes requests
         asynchronously, so an action sent too early fails with "Alert does not exist".) False means wait; any
         answer other than "not processed yet" — including an error — means go ahead."""
-        async with self.engine.connect() as conn:
-            pending = await outbox.alias_create_status(conn, row)
-        if pending is None:
+        async with self.db.connection() as conn:
+            request_id = await aliases.create_to_confirm(conn, row.integration, row.alias, row.generation)
+        if request_id is None:
             return True
-        request_id = pending["create_request_id"]
         request = build_status_request(target.base_url, request_id)
         response, _, attempt = await self._call(
             "status_check", request, target.api_key, action="status", request_id=request_id
@@ -126,14 +125,17 @@ class Worker:
         waiting = status is not None and status.state == "pending"
         detail = f"create request {status.state}" + (f": {status.status}" if status.status else "") if status else ""
         attempt = replace(attempt, outcome="waiting" if waiting else "confirmed", reason=detail or attempt.reason)
-        delay = outbox.next_retry("waiting", row.attempts + 1, row.age, self.options.retry) if waiting else None
-        async with self.engine.begin() as conn:
-            await outbox.record_attempt(conn, row.id, row.attempts, self.name, attempt)
+        delay = next_retry("waiting", row.attempts + 1, row.age, self.options.retry) if waiting else None
+        async with self.db.transaction() as conn:
+            await attempts.record(conn, row.id, row.attempts, self.name, attempt)
             if waiting and delay is not None:
                 error = "waiting for OpsGenie to process the alias's create"
-                await outbox.mark_retry(conn, row, delay=delay, outcome="waiting", error=error, attempts=row.attempts)
+                await outbox.mark_retry(
+                    conn, row.id, delay=delay, outcome="waiting", error=error, attempts=row.attempts
+                )
                 return False
-            await outbox.confirm_create(conn, row, status.alert_id if status else None)
+            alert_id = status.alert_id if status else None
+            await aliases.confirm_create(conn, row.integration, row.alias, row.generation, alert_id)
         return True  # processed, unknown, or waited as long as max_age allows: send
 
     async def process(self, row: outbox.Claimed) -> None:
@@ -151,25 +153,30 @@ class Worker:
         _, outcome, attempt = await self._call("send", request, target.api_key, action=row.action)
         await self._record(row, outcome, attempt)
 
-    async def _record(self, row: outbox.Claimed, outcome: Outcome, attempt: outbox.Attempt | None) -> None:
+    async def _record(self, row: outbox.Claimed, outcome: Outcome, attempt: attempts.Attempt | None) -> None:
         n = row.attempts + 1
-        async with self.engine.begin() as conn:
+        async with self.db.transaction() as conn:
             if attempt is not None:
-                await outbox.record_attempt(conn, row.id, n, self.name, attempt)
+                await attempts.record(conn, row.id, n, self.name, attempt)
             if outcome.kind == "delivered":
-                await outbox.mark_delivered(conn, row, outcome.request_id, n)
+                await outbox.mark_delivered(conn, row.id, outcome.request_id, n)
+                await aliases.after_delivery(
+                    conn, row.integration, row.alias, row.generation, action=row.action, request_id=outcome.request_id
+                )
                 return
-            delay = outbox.next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
+            delay = next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
             if delay is None:
                 error = (
                     outcome.reason
                     if outcome.kind == "rejected"
                     else (f"gave up after {n} attempts over {row.age:.0f}s: {outcome.reason}")
                 )
-                await outbox.mark_dead(conn, row, outcome=outcome.kind, error=error, attempts=n)
+                await outbox.mark_dead(conn, row.id, outcome=outcome.kind, error=error, attempts=n)
                 log.warning("outbox %s (%s %s) dead: %s", row.id, row.action, row.alias, error)
             else:
-                await outbox.mark_retry(conn, row, delay=delay, outcome=outcome.kind, error=outcome.reason, attempts=n)
+                await outbox.mark_retry(
+                    conn, row.id, delay=delay, outcome=outcome.kind, error=outcome.reason, attempts=n
+                )
                 log.info("outbox %s (%s %s) retry in %.1fs: %s", row.id, row.action, row.alias, delay, outcome.reason)
 
     # --- the loop ---------------------------------------------------------------------------------------
@@ -219,7 +226,7 @@ class Worker:
                 claimed = 0
                 if free > 0:
                     try:
-                        async with self.engine.begin() as conn:
+                        async with self.db.transaction() as conn:
                             rows = await outbox.claim(
                                 conn, worker=self.name, limit=free, lease_seconds=self.options.lease_seconds
                             )
@@ -271,7 +278,7 @@ class Worker:
             self._in_flight[rid].cancel()
         if leftover:
             try:
-                async with self.engine.begin() as conn:
+                async with self.db.transaction() as conn:
                     await outbox.release(conn, leftover)
                 log.info("released %d unfinished deliveries back to the queue", len(leftover))
             except Exception:

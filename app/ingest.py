@@ -1,23 +1,27 @@
-"""The ingest use case, top to bottom: body -> template -> events -> (one transaction) inbound row + alias
-decisions + outbox rows. Whatever happens after authentication, the webhook is stored before we answer."""
+"""The ingest use case, top to bottom: body -> template -> events (``prepare``, CPU only) -> one transaction:
+inbound row + lock and load the aliases + ``plan`` (pure) + outbox rows + alias rows + history rows.
+Whatever happens after authentication, the webhook is stored before we answer.
+
+Replay and preview (``alertbridge render``, the console) go through the same ``prepare`` and ``plan``.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alertbridge import aliases, outbox
+from alertbridge.core.plan import Plan, PlanSpec, alias_keys, plan
+from alertbridge.db import Connection, Database
 from alertbridge.filters import PRIORITY_OVERRIDES
-from alertbridge.limits import Defaults, Event, EventError, fit_alias, normalize_event
-from alertbridge.models import InboundStatus, OutboxStatus
+from alertbridge.limits import Defaults, Event, EventError, normalize_event
+from alertbridge.models import HistoryOrigin, InboundStatus, OutboxStatus
 from alertbridge.parsing import BodyError, parse_json_object
 from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, render
+from alertbridge.store import aliases, history, inbound, outbox
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,11 @@ class Route:
     render_limits: RenderLimits = RenderLimits()
     max_json_depth: int = 64
     priorities: Mapping[str, str] = field(default_factory=dict)  # [integrations.priorities]
+    base_url: str = "https://api.opsgenie.com"  # the target, for the exact requests a preview shows
 
-    def opsgenie_alias(self, alias: str) -> tuple[str, dict[str, Any] | None]:
-        scoped = f"{self.name}:{alias}" if self.scope_aliases else alias
-        fitted, cut = fit_alias(scoped)
-        return fitted, (cut.to_dict() if cut else None)
+    @property
+    def spec(self) -> PlanSpec:
+        return PlanSpec(self.name, self.scope_aliases, self.forward_unknown, self.base_url)
 
 
 @dataclass(frozen=True)
@@ -56,18 +60,18 @@ class Result:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     status: str  # an InboundStatus value
     events: list[Event] = field(default_factory=list)
     error: dict[str, Any] | None = None
 
 
-def prepare(route: Route, inbound: Inbound) -> _Prepared:
+def prepare(route: Route, inbound: Inbound) -> Prepared:
     """Parse, render and validate (CPU only, no I/O)."""
     try:
         payload = parse_json_object(inbound.body, max_depth=route.max_json_depth, content_type=inbound.content_type)
     except BodyError as exc:
-        return _Prepared(InboundStatus.INVALID, error={"kind": "body", "message": exc.message})
+        return Prepared(InboundStatus.INVALID, error={"kind": "body", "message": exc.message})
     context = {
         "payload": payload,
         "headers": dict(inbound.headers),
@@ -79,84 +83,98 @@ def prepare(route: Route, inbound: Inbound) -> _Prepared:
         raw_events = render(route.template, context, route.render_limits)
         events = [normalize_event(raw, i, route.defaults) for i, raw in enumerate(raw_events)]
     except TemplateError as exc:
-        return _Prepared(InboundStatus.TEMPLATE_ERROR, error=exc.to_dict())
+        return Prepared(InboundStatus.TEMPLATE_ERROR, error=exc.to_dict())
     except EventError as exc:
         error: dict[str, Any] = {"kind": "event", "message": str(exc), "event": exc.index}
         if exc.field:
             error["field"] = exc.field
-        return _Prepared(InboundStatus.TEMPLATE_ERROR, error=error)
-    return _Prepared(InboundStatus.PROCESSED, events=events)
+        return Prepared(InboundStatus.TEMPLATE_ERROR, error=error)
+    return Prepared(InboundStatus.PROCESSED, events=events)
 
 
-async def _enqueue(
-    conn: AsyncConnection, route: Route, inbound_id: int, events: list[Event], traceparent: str | None
-) -> list[dict[str, Any]]:
-    """Apply the alias state machine to each event and write its outbox row (caller's transaction)."""
-    await aliases.lock(conn, route.name, [e.alias for e in events if e.action != "ignore"])
-    results: list[dict[str, Any]] = []
-    wake = False
-    for seq, event in enumerate(events):
-        current = await aliases.load(conn, route.name, event.alias) if event.action != "ignore" else None
-        decision = aliases.decide(
-            current["state"] if current else None,
-            event.action,
-            create_pending=bool(current and current["create_pending"]),
-            forward_unknown=route.forward_unknown,
-            ignore_reason=event.reason,
-        )
-        generation = aliases.generation_for(current["generation"] if current else None, decision)
-        og_alias, alias_cut = route.opsgenie_alias(event.alias)
-        cuts = [c.to_dict() for c in event.cuts] + ([alias_cut] if alias_cut else [])
-        send = decision.decision == aliases.SEND
-        outbox_id = await outbox.insert(
-            conn,
+async def _apply(
+    conn: Connection,
+    route: Route,
+    inbound_id: int,
+    events: list[Event],
+    traceparent: str | None,
+    *,
+    replay_id: int | None = None,
+    now: datetime,
+) -> tuple[Plan, dict[int, int]]:
+    """Lock and load the aliases, plan, and write outbox, alias and history rows (caller's transaction).
+    Returns the plan and its outbox ids by seq."""
+    keys = alias_keys(events)
+    await aliases.lock(conn, route.name, keys)
+    records = await aliases.load(conn, route.name, keys)
+    result = plan(events, records, route.spec, now)
+    ids = await outbox.insert(
+        conn,
+        integration=route.name,
+        inbound_id=inbound_id,
+        replay_id=replay_id,
+        traceparent=traceparent,
+        rows=[
             outbox.NewRow(
-                inbound_id=inbound_id,
-                seq=seq,
-                integration=route.name,
-                action=event.action,
-                alias=event.alias,
-                opsgenie_alias=og_alias,
-                generation=generation,
-                payload=event.fields,
-                cuts=cuts,
-                decision=decision.decision,
-                reason=decision.reason,
-                traceparent=traceparent,
-                status=OutboxStatus.PENDING if send else OutboxStatus.SKIPPED,
-            ),
-        )
-        if event.action != "ignore":
-            await aliases.apply(
-                conn,
-                integration=route.name,
-                alias=event.alias,
-                opsgenie_alias=og_alias,
-                action=event.action,
-                decision=decision,
-                generation=generation,
-                outbox_id=outbox_id,
+                seq=e.seq,
+                action=e.action,
+                alias=e.alias,
+                opsgenie_alias=e.opsgenie_alias,
+                generation=e.generation,
+                payload=e.event.fields,
+                cuts=e.cuts,
+                decision=e.decision.decision,
+                reason=e.decision.reason,
+                reason_code=e.decision.code.value,
+                status=OutboxStatus.PENDING if e.send else OutboxStatus.SKIPPED,
             )
-        wake = wake or send
-        results.append(
-            {
-                "seq": seq,
-                "action": event.action,
-                "alias": event.alias,
-                "opsgenie_alias": og_alias,
-                "decision": decision.decision,
-                "reason": decision.reason,
-                "outbox_id": outbox_id,
-                **({"cuts": cuts} if cuts else {}),
-            }
-        )
-    if wake:
+            for e in result.events
+        ],
+    )
+    await aliases.write(conn, route.name, result.aliases, ids, now)
+    await history.append(
+        conn,
+        route.name,
+        [
+            history.Entry(
+                alias=e.alias,
+                generation=e.generation,
+                origin=HistoryOrigin.WEBHOOK,
+                action=e.action,
+                from_state=e.before.state if e.before else None,
+                to_state=e.after.state if e.after else None,
+                decision=e.decision.decision,
+                reason_code=e.decision.code.value,
+                reason=e.decision.reason,
+                inbound_id=inbound_id,
+                outbox_id=ids.get(e.seq),
+            )
+            for e in result.events
+            if e.touches_alias
+        ],
+        now,
+    )
+    if result.sends:
         await outbox.notify(conn)
-    return results
+    return result, ids
 
 
-def _answer(inbound_id: int, prepared: _Prepared, events: list[dict[str, Any]]) -> Result:
+def _answer(inbound_id: int, prepared: Prepared, result: Plan | None, outbox_ids: Mapping[int, int]) -> Result:
     if prepared.status == InboundStatus.PROCESSED:
+        events = []
+        for e in result.events if result else []:
+            item: dict[str, Any] = {
+                "seq": e.seq,
+                "action": e.action,
+                "alias": e.alias,
+                "opsgenie_alias": e.opsgenie_alias,
+                "decision": e.decision.decision,
+                "reason": e.decision.reason,
+                "outbox_id": outbox_ids.get(e.seq),
+            }
+            if e.cuts:
+                item["cuts"] = e.cuts
+            events.append(item)
         return Result(202, {"id": inbound_id, "status": "accepted", "events": events})
     if prepared.status == InboundStatus.INVALID:
         assert prepared.error is not None
@@ -172,134 +190,126 @@ def _answer(inbound_id: int, prepared: _Prepared, events: list[dict[str, Any]]) 
     )
 
 
-_INSERT_INBOUND = text(
-    """
-    INSERT INTO inbound_events (integration, remote_addr, content_type, headers, query, body, body_size, status,
-                                error, template_sha256, events_count, traceparent, processed_at)
-    VALUES (:integration, :remote_addr, :content_type, CAST(:headers AS jsonb), CAST(:query AS jsonb), :body,
-            :body_size, :status, CAST(:error AS jsonb), :sha, :n, :traceparent, now())
-    RETURNING id
-    """
-)
-
-
-async def _insert_inbound(
-    conn: AsyncConnection,
-    route: Route,
-    inbound: Inbound,
-    *,
-    status: str,
-    error: dict[str, Any] | None,
-    body: bytes | None,
-    body_size: int,
-    events: int = 0,
-) -> int:
-    result = await conn.execute(
-        _INSERT_INBOUND,
-        {
-            "integration": route.name,
-            "remote_addr": inbound.remote_addr,
-            "content_type": inbound.content_type,
-            "headers": json.dumps(dict(inbound.headers)),
-            "query": json.dumps(dict(inbound.query)),
-            "body": body,
-            "body_size": body_size,
-            "status": status,
-            "error": json.dumps(error) if error else None,
-            "sha": route.template.sha256 if body is not None else None,
-            "n": events,
-            "traceparent": inbound.traceparent,
-        },
+def inbound_store_row(
+    route: Route, msg: Inbound, *, status: str, error: dict[str, Any] | None, body: bytes | None, size: int, n: int
+) -> inbound.NewInbound:
+    return inbound.NewInbound(
+        integration=route.name,
+        remote_addr=msg.remote_addr,
+        content_type=msg.content_type,
+        headers=dict(msg.headers),
+        query=dict(msg.query),
+        body=body,
+        body_size=size,
+        status=status,
+        error=error,
+        template_sha256=route.template.sha256 if body is not None else None,
+        events_count=n,
+        traceparent=msg.traceparent,
     )
-    return int(result.scalar_one())
 
 
-async def ingest(engine: AsyncEngine, route: Route, inbound: Inbound) -> Result:
+async def ingest(db: Database, route: Route, msg: Inbound) -> Result:
     """Store, render, decide, enqueue. Raises only when the database fails (the caller answers 503)."""
-    prepared = await anyio.to_thread.run_sync(prepare, route, inbound)
-    async with engine.begin() as conn:
-        inbound_id = await _insert_inbound(
+    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        inbound_id = await inbound.insert(
             conn,
-            route,
-            inbound,
-            status=prepared.status.value,
-            error=prepared.error,
-            body=inbound.body,
-            body_size=len(inbound.body),
-            events=len(prepared.events),
+            inbound_store_row(
+                route,
+                msg,
+                status=prepared.status.value,
+                error=prepared.error,
+                body=msg.body,
+                size=len(msg.body),
+                n=len(prepared.events),
+            ),
         )
-        events = await _enqueue(conn, route, inbound_id, prepared.events, inbound.traceparent)
-    return _answer(inbound_id, prepared, events)
+        result, ids = await _apply(conn, route, inbound_id, prepared.events, msg.traceparent, now=now)
+    return _answer(inbound_id, prepared, result, ids)
 
 
-async def record_too_large(engine: AsyncEngine, route: Route, inbound: Inbound, size: int | None, limit: int) -> Result:
+async def record_too_large(db: Database, route: Route, msg: Inbound, size: int | None, limit: int) -> Result:
     """A body over the cap is not read to the end, but that it came is recorded (without the body)."""
     message = f"body is larger than {limit} bytes" + (f" ({size} bytes)" if size is not None else "")
-    async with engine.begin() as conn:
-        inbound_id = await _insert_inbound(
+    async with db.transaction() as conn:
+        inbound_id = await inbound.insert(
             conn,
-            route,
-            inbound,
-            status=InboundStatus.TOO_LARGE.value,
-            error={"kind": "body", "message": message},
-            body=None,
-            body_size=size if size is not None else limit + 1,
+            inbound_store_row(
+                route,
+                msg,
+                status=InboundStatus.TOO_LARGE.value,
+                error={"kind": "body", "message": message},
+                body=None,
+                size=size if size is not None else limit + 1,
+                n=0,
+            ),
         )
     return Result(413, {"id": inbound_id, "error": "body_too_large", "message": message})
 
 
-async def record_handshake(engine: AsyncEngine, route: Route, inbound: Inbound, answer: dict[str, Any]) -> Result:
+async def record_handshake(db: Database, route: Route, msg: Inbound, answer: dict[str, Any]) -> Result:
     """A source's handshake (SNS subscription confirmation): recorded, answered 200, never an alert."""
-    async with engine.begin() as conn:
-        inbound_id = await _insert_inbound(
+    async with db.transaction() as conn:
+        inbound_id = await inbound.insert(
             conn,
-            route,
-            inbound,
-            status=InboundStatus.HANDSHAKE.value,
-            error={"kind": "handshake", **answer},
-            body=inbound.body,
-            body_size=len(inbound.body),
+            inbound_store_row(
+                route,
+                msg,
+                status=InboundStatus.HANDSHAKE.value,
+                error={"kind": "handshake", **answer},
+                body=msg.body,
+                size=len(msg.body),
+                n=0,
+            ),
         )
     return Result(200, {"id": inbound_id, **answer})
+
+
+async def preview(db: Database | None, route: Route, msg: Inbound) -> tuple[Prepared, Plan | None]:
+    """What ingest would do with ``msg`` now — against the current alias states when ``db`` is given (read only,
+    nothing is written, nothing is locked), else as if every alias were new."""
+    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+    if prepared.status != InboundStatus.PROCESSED:
+        return prepared, None
+    records = {}
+    if db is not None:
+        async with db.connection() as conn:
+            records = await aliases.load(conn, route.name, alias_keys(prepared.events))
+    return prepared, plan(prepared.events, records, route.spec, datetime.now(UTC))
 
 
 class ReplayError(Exception):
     pass
 
 
-async def replay(engine: AsyncEngine, routes: Mapping[str, Route], inbound_id: int, *, force: bool = False) -> Result:
+async def replay(
+    db: Database, routes: Mapping[str, Route], inbound_id: int, *, force: bool = False, actor: str = "cli"
+) -> Result:
     """Run a stored webhook through its integration's current template again (``alertbridge replay ID``).
 
-    A webhook that was processed already is refused unless ``force`` (it would send its events again).
+    The replay is a row of its own (``inbound_replays``); the webhook's first outcome stays as it was. A webhook
+    that was processed already is refused unless ``force`` (it would send its events again).
     """
-    async with engine.connect() as conn:
-        row = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT integration, status, body, content_type, headers, query, remote_addr, traceparent "
-                        "FROM inbound_events WHERE id = :id"
-                    ),
-                    {"id": inbound_id},
-                )
-            )
-            .mappings()
-            .first()
-        )
+    async with db.connection() as conn:
+        row = await inbound.get(conn, inbound_id)
     if row is None:
         raise ReplayError(f"inbound event {inbound_id} does not exist")
     if row["status"] == InboundStatus.HANDSHAKE:
         raise ReplayError(f"inbound event {inbound_id} is a handshake (nothing to replay)")
     if row["status"] == InboundStatus.TOO_LARGE:
         raise ReplayError(f"inbound event {inbound_id} was too large; its body was not kept")
-    if row["status"] == InboundStatus.PROCESSED and not force:
+    if row["body"] is None:
+        raise ReplayError(f"inbound event {inbound_id} has no body any more (removed by retention)")
+    if row["current_status"] == InboundStatus.PROCESSED and not force:
         raise ReplayError(
             f"inbound event {inbound_id} was processed already; --force replays it anyway (its events are queued again)"
         )
     route = routes.get(row["integration"])
     if route is None:
         raise ReplayError(f"integration {row['integration']!r} of inbound event {inbound_id} is not configured")
-    inbound = Inbound(
+    msg = Inbound(
         body=bytes(row["body"]),
         content_type=row["content_type"],
         headers=row["headers"],
@@ -307,23 +317,20 @@ async def replay(engine: AsyncEngine, routes: Mapping[str, Route], inbound_id: i
         remote_addr=row["remote_addr"],
         traceparent=row["traceparent"],
     )
-    prepared = await anyio.to_thread.run_sync(prepare, route, inbound)
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                """
-                UPDATE inbound_events SET status = :status, error = CAST(:error AS jsonb), template_sha256 = :sha,
-                       events_count = :n, replay_count = replay_count + 1, processed_at = now()
-                WHERE id = :id
-                """
-            ),
-            {
-                "id": inbound_id,
-                "status": prepared.status.value,
-                "error": json.dumps(prepared.error) if prepared.error else None,
-                "sha": route.template.sha256,
-                "n": len(prepared.events),
-            },
+    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        replay_id = await inbound.record_replay(
+            conn,
+            inbound_id,
+            actor=actor,
+            status=prepared.status.value,
+            error=prepared.error,
+            template_sha256=route.template.sha256,
+            events_count=len(prepared.events),
         )
-        events = await _enqueue(conn, route, inbound_id, prepared.events, inbound.traceparent)
-    return _answer(inbound_id, prepared, events)
+        result, ids = await _apply(
+            conn, route, inbound_id, prepared.events, msg.traceparent, replay_id=replay_id, now=now
+        )
+    answer = _answer(inbound_id, prepared, result, ids)
+    return Result(answer.status, {**answer.body, "replay_id": replay_id})

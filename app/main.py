@@ -5,8 +5,8 @@ This is one of the few modules that builds engines and clients; settings are rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,21 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alertbridge.config import Config, ConfigError, IntegrationConfig
-from alertbridge.db import create_engine, libpq_url
+from alertbridge.core.retry import RetryPolicy
+from alertbridge.db import Database
 from alertbridge.delivery import Target, Worker, WorkerOptions
 from alertbridge.ingest import Route
 from alertbridge.limits import Defaults
 from alertbridge.opsgenie import Client
-from alertbridge.outbox import RetryPolicy
 from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
 from alertbridge.sns import CertStore, SnsVerifier
+from alertbridge.store import integrations as integrations_store
 from alertbridge.web.auth import BodyCheck, HmacCheck
 from alertbridge.web.routes import routes
 from alertbridge.web.webhooks import Endpoint
@@ -105,6 +104,7 @@ def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Br
             render_limits=limits,
             max_json_depth=config.server.max_json_depth,
             priorities=integ.priorities,
+            base_url=t.base_url,
         )
         routes_[integ.name] = route
         templates[integ.name] = template
@@ -138,64 +138,43 @@ def worker_options(config: Config) -> WorkerOptions:
     )
 
 
-def build_worker(bridge: Bridge, engine: AsyncEngine, database_url: str, *, name: str | None = None) -> Worker:
+def build_worker(bridge: Bridge, db: Database, *, name: str | None = None) -> Worker:
     d = bridge.config.delivery
     client = Client(timeout=d.timeout_seconds, max_in_flight=d.max_in_flight)
-    return Worker(
-        engine, client, bridge.targets, worker_options(bridge.config), listen_url=libpq_url(database_url), name=name
-    )
+    return Worker(db, client, bridge.targets, worker_options(bridge.config), listen_url=db.url, name=name)
 
 
-async def sync_integrations(engine: AsyncEngine, bridge: Bridge) -> None:
+def worker_database(url: str, config: Config) -> Database:
+    """Delivery has a pool of its own, so webhooks and deliveries never wait for each other's connections."""
+    return Database(url, size=min(config.delivery.max_in_flight, 8) + 2, name="alertbridge-worker")
+
+
+async def sync_integrations(db: Database, bridge: Bridge) -> None:
     """Provisioning, Grafana style: file-managed rows follow the file; ones no longer in it are disabled.
     No secret is written (tokens and API keys stay in the file / environment)."""
-    async with engine.begin() as conn:
-        for integ in bridge.config.integrations:
-            name, route = integ.name, bridge.routes[integ.name]
-            settings: dict[str, Any] = {
-                "default_team": integ.target.default_team,
-                "default_priority": integ.target.default_priority,
-                "default_source": integ.target.default_source,
-                "scope_aliases": integ.target.scope_aliases,
-                "forward_unknown": integ.forward_unknown,
-                "tokens": len(integ.tokens),
-            }
-            await conn.execute(
-                text(
-                    """
-                    INSERT INTO integrations (name, template, template_sha256, target_base_url, target_region,
-                                              settings, managed_by, enabled)
-                    VALUES (:name, :template, :sha, :base, :region, CAST(:settings AS jsonb), 'file', :enabled)
-                    ON CONFLICT (name) DO UPDATE SET
-                        template = EXCLUDED.template, template_sha256 = EXCLUDED.template_sha256,
-                        target_base_url = EXCLUDED.target_base_url, target_region = EXCLUDED.target_region,
-                        settings = EXCLUDED.settings, managed_by = 'file', enabled = EXCLUDED.enabled,
-                        updated_at = now()
-                    WHERE (integrations.template, integrations.template_sha256, integrations.target_base_url,
-                           integrations.target_region, integrations.settings, integrations.managed_by,
-                           integrations.enabled)
-                          IS DISTINCT FROM
-                          (EXCLUDED.template, EXCLUDED.template_sha256, EXCLUDED.target_base_url,
-                           EXCLUDED.target_region, EXCLUDED.settings, 'file', EXCLUDED.enabled)
-                    """
-                ),
-                {
-                    "name": name,
-                    "template": integ.template,
-                    "sha": route.template.sha256,
-                    "base": integ.target.base_url,
-                    "region": integ.target.region,
-                    "settings": json.dumps(settings),
-                    "enabled": integ.enabled,
-                },
+    rows = []
+    for integ in bridge.config.integrations:
+        settings: dict[str, Any] = {
+            "default_team": integ.target.default_team,
+            "default_priority": integ.target.default_priority,
+            "default_source": integ.target.default_source,
+            "scope_aliases": integ.target.scope_aliases,
+            "forward_unknown": integ.forward_unknown,
+            "tokens": len(integ.tokens),
+        }
+        rows.append(
+            integrations_store.FileIntegration(
+                name=integ.name,
+                template=integ.template,
+                template_sha256=bridge.routes[integ.name].template.sha256,
+                target_base_url=integ.target.base_url,
+                target_region=integ.target.region,
+                settings=settings,
+                enabled=integ.enabled,
             )
-        await conn.execute(
-            text(
-                "UPDATE integrations SET enabled = false, updated_at = now() "
-                "WHERE managed_by = 'file' AND enabled AND NOT (name = ANY(:names))"
-            ),
-            {"names": list(bridge.routes)},
         )
+    async with db.transaction() as conn:
+        await integrations_store.sync_from_file(conn, rows)
 
 
 class AccessLog:
@@ -237,33 +216,31 @@ def build_app(
     *,
     run_worker: bool = True,
     emulator: Starlette | None = None,
-    engine: AsyncEngine | None = None,
 ) -> Starlette:
-    """The bridge as an ASGI app. The lifespan opens the engine, provisions integrations, runs the worker."""
+    """The bridge as an ASGI app. The lifespan opens the pools, provisions integrations, runs the worker."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        eng = engine or create_engine(database_url)
-        app.state.engine = eng
-        await sync_integrations(eng, bridge)
-        worker = build_worker(bridge, eng, database_url) if run_worker else None
-        task = None
-        if worker is not None:
-            import asyncio
-
-            task = asyncio.create_task(worker.run_forever())
-        app.state.worker = worker
-        try:
-            yield
-        finally:
-            if worker is not None and task is not None:
-                worker.stop()
-                await task
-                await worker.client.aclose()
-            if engine is None:
-                await eng.dispose()
+        async with contextlib.AsyncExitStack() as stack:
             if bridge.http is not None:
-                await bridge.http.aclose()
+                stack.push_async_callback(bridge.http.aclose)
+            db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
+            app.state.db = db
+            await sync_integrations(db, bridge)
+            app.state.worker = None
+            if run_worker:
+                wdb = await stack.enter_async_context(worker_database(database_url, bridge.config))
+                worker = build_worker(bridge, wdb)
+                stack.push_async_callback(worker.client.aclose)
+                task = asyncio.create_task(worker.run_forever())
+                app.state.worker = worker
+
+                async def stop_worker() -> None:
+                    worker.stop()
+                    await task
+
+                stack.push_async_callback(stop_worker)
+            yield
 
     app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.endpoints = bridge.endpoints

@@ -111,6 +111,28 @@ class InboundEvent(Base):
     traceparent: Mapped[str | None] = mapped_column(Text)
     replay_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # `status` is what happened when the webhook arrived and never changes; `current_status` follows replays
+    # (each replay is an `inbound_replays` row), so a fixed failure stays visible next to its fix.
+    current_status: Mapped[str] = mapped_column(Text)
+
+
+class InboundReplay(Base):
+    """One replay of a stored webhook: when, with which template, by whom, and what it produced."""
+
+    __tablename__ = "inbound_replays"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(InboundStatus)})", name="status"),
+        Index("ix_inbound_replays_inbound", "inbound_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_events.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)  # "cli", or the console/API user
+    status: Mapped[str] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    template_sha256: Mapped[str | None] = mapped_column(Text)
+    events_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Alias(Base):
@@ -129,7 +151,7 @@ class Alias(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_action: Mapped[str] = mapped_column(Text)
-    last_outbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
     # What OpsGenie returned for this generation's create: the requestId of the 202, then (once the
     # request status says it was processed) the alertId.
     create_request_id: Mapped[str | None] = mapped_column(Text)
@@ -173,7 +195,9 @@ class Outbox(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # OpsGenie body fields, after limits
     cuts: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     decision: Mapped[str] = mapped_column(Text)  # send | coalesce | ignore
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # readable
+    reason_code: Mapped[str | None] = mapped_column(Text)  # a core.lifecycle.Reason value (bounded)
+    replay_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_replays.id", ondelete="CASCADE"))
     traceparent: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -187,6 +211,41 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Retry age is measured from here; `replay` resets it.
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class HistoryOrigin(enum.StrEnum):
+    WEBHOOK = "webhook"  # a rendered event decided by the lifecycle
+    CALLBACK = "callback"  # OpsGenie told us (an ack, a close by a human)
+    CONSOLE = "console"  # an admin in the console or the admin API
+    POLICY = "policy"  # a lifecycle policy (silence, debounce, expiry)
+
+
+class AliasHistory(Base):
+    """Append-only: one row per decision about an alias, whatever caused it. ``aliases`` is the current state."""
+
+    __tablename__ = "alias_history"
+    __table_args__ = (
+        CheckConstraint(f"origin IN ({_values(HistoryOrigin)})", name="origin"),
+        Index("ix_alias_history_alias", "integration", "alias", "id"),
+        Index("ix_alias_history_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    integration: Mapped[str] = mapped_column(Text)
+    alias: Mapped[str] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    origin: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)  # create | acknowledge | close | note, or a callback's action
+    from_state: Mapped[str | None] = mapped_column(Text)
+    to_state: Mapped[str | None] = mapped_column(Text)
+    decision: Mapped[str | None] = mapped_column(Text)  # send | coalesce | ignore | ...
+    reason_code: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(Text)  # who: the source, an OpsGenie user, a console user
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class DeliveryAttempt(Base):

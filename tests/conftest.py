@@ -15,10 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertbridge import embedded
-from alertbridge.db import create_engine, libpq_url, migrate
+from alertbridge.db import Database, libpq_url, migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATE_DB = "alertbridge_test_template"
@@ -70,10 +69,10 @@ def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(database_url)
-    yield eng
-    await eng.dispose()
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A pool on this test's database (what the app uses)."""
+    async with Database(database_url, size=4) as pool:
+        yield pool
 
 
 @pytest.fixture

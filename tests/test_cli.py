@@ -232,7 +232,10 @@ def test_replay_after_fixing_the_template(tmp_path: Path, database_url: str, db:
         assert json.loads(r2.stdout)["events"][0]["alias"] == "x1"
         again = run_cli("replay", str(err["id"]), "--config", str(cfg), env=env)
         assert again.returncode == 1 and "--force" in again.stdout
-        assert db.execute("SELECT status, replay_count FROM inbound_events").fetchone() == ("processed", 1)
+        # The first failure stays visible next to its fix: replays are rows, never overwrites.
+        row = db.execute("SELECT status, error->>'kind', current_status, replay_count FROM inbound_events").fetchone()
+        assert row == ("template_error", "undefined", "processed", 1)
+        assert db.execute("SELECT status, actor, error FROM inbound_replays").fetchall() == [("processed", "cli", None)]
         with serve("--config", str(cfg), env=env, cwd=tmp_path, port=port, log=tmp_path / "2.log") as proc:
             wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",), what="delivery")
             proc.send_signal(signal.SIGTERM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alertbridge.outbox import RetryPolicy, backoff, next_retry
+from alertbridge.core.retry import RetryPolicy, backoff, next_retry
 
 P = RetryPolicy(
     backoff_base=1.0, backoff_max=300.0, max_age=3600.0, config_error_retry=60.0, config_error_max_age=7200.0

@@ -9,9 +9,8 @@ from collections import defaultdict
 import httpx
 import psycopg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alertbridge.db import create_engine
+from alertbridge.db import Database
 from alertbridge.main import build_bridge, build_worker
 from tests.emulator_server import run_emulator
 from tests.harness import API_KEY, FAST_DELIVERY, TOKEN, make_config, run_bridge, wait_for
@@ -48,8 +47,10 @@ async def test_two_workers_keep_per_alias_order(database_url: str, db: psycopg.C
         httpx.post(f"{emu.base_url}/_control/faults", json={"status": 500, "count": 5}).raise_for_status()
 
         bridge_rt = build_bridge(config)
-        engines: list[AsyncEngine] = [create_engine(database_url), create_engine(database_url)]
-        workers = [build_worker(bridge_rt, e, database_url, name=f"w{i}") for i, e in enumerate(engines)]
+        dbs = [Database(database_url, size=4), Database(database_url, size=4)]
+        for d in dbs:
+            await d.open()
+        workers = [build_worker(bridge_rt, d, name=f"w{i}") for i, d in enumerate(dbs)]
         tasks = [asyncio.create_task(w.run_forever()) for w in workers]
         try:
             for _ in range(300):
@@ -63,8 +64,8 @@ async def test_two_workers_keep_per_alias_order(database_url: str, db: psycopg.C
             await asyncio.gather(*tasks)
             for w in workers:
                 await w.client.aclose()
-            for e in engines:
-                await e.dispose()
+            for d in dbs:
+                await d.close()
         emu.wait_idle()
 
         statuses = dict(db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,8 +34,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with request.app.state.db.connection() as conn:
+            await conn.execute("SELECT 1")
     except Exception as exc:
         if is_unavailable(exc):
             return error(503, "database_unavailable", "the database is unavailable")

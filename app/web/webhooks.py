@@ -6,12 +6,11 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from alertbridge import redact
-from alertbridge.db import is_unavailable
+from alertbridge.db import Database, is_unavailable
 from alertbridge.ingest import Inbound, Route, ingest, record_handshake, record_too_large
 from alertbridge.signatures import SignatureError
 from alertbridge.sns import HANDSHAKE_TYPES, SnsVerifier
@@ -64,7 +63,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 async def receive(request: Request) -> JSONResponse:
     name = request.path_params["integration"]
     endpoints: dict[str, Endpoint] = request.app.state.endpoints
-    engine: AsyncEngine = request.app.state.engine
+    db: Database = request.app.state.db
     max_body: int = request.app.state.max_body_bytes
     endpoint = endpoints.get(name)
     if endpoint is None or not endpoint.enabled:
@@ -93,7 +92,7 @@ async def receive(request: Request) -> JSONResponse:
         if body is None:
             if not endpoint.tokens and endpoint.signature is not None:  # not authenticated yet: store nothing
                 return error(413, "body_too_large", f"body is larger than {max_body} bytes")
-            result = await record_too_large(engine, endpoint.route, inbound_meta, declared_size, max_body)
+            result = await record_too_large(db, endpoint.route, inbound_meta, declared_size, max_body)
             return JSONResponse(result.body, status_code=result.status)
         inbound = replace(inbound_meta, body=body)
         message = None
@@ -105,9 +104,9 @@ async def receive(request: Request) -> JSONResponse:
                 return error(401, "bad_signature", exc.message)
         if isinstance(endpoint.signature, SnsVerifier) and message and message.get("Type") in HANDSHAKE_TYPES:
             answer = await endpoint.signature.handshake(message)
-            result = await record_handshake(engine, endpoint.route, inbound, answer)
+            result = await record_handshake(db, endpoint.route, inbound, answer)
         else:
-            result = await ingest(engine, endpoint.route, inbound)
+            result = await ingest(db, endpoint.route, inbound)
     except ClientDisconnect:
         return error(400, "client_disconnected", "the client went away before the body was complete")
     except Exception as exc:

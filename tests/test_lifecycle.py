@@ -1,10 +1,10 @@
-"""The alias state machine, as a table: (state, action, flags) -> (decision, next state, reason)."""
+"""The alias lifecycle, as a table: (state, action, flags) -> (decision, next state, reason)."""
 
 from __future__ import annotations
 
 import pytest
 
-from alertbridge.aliases import Decision, decide, generation_for
+from alertbridge.core.lifecycle import decide
 
 NONE, OPEN, ACKED, CLOSED = None, "open", "acknowledged", "closed"
 
@@ -55,10 +55,3 @@ def test_every_outcome_has_a_reason() -> None:
 def test_unknown_action_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown action"):
         decide(OPEN, "escalate")
-
-
-@pytest.mark.parametrize(
-    ("current", "new_gen", "expected"), [(None, True, 1), (1, False, 1), (1, True, 2), (None, False, 0), (7, True, 8)]
-)
-def test_generation_for(current: int | None, new_gen: bool, expected: int) -> None:
-    assert generation_for(current, Decision("send", OPEN, "x", new_generation=new_gen)) == expected

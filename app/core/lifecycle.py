@@ -1,0 +1,169 @@
+"""The alias lifecycle, pure: what one rendered event does to an alias.
+
+``decide(state, action)`` answers whether to send the event to OpsGenie, what the alias's next state is, and
+why — as a bounded ``Reason`` (usable as a metrics label) plus, where the template gave one, free text.
+``advance(record, decision, now)`` is the alias row after the decision. Postgres holds the record, so stateless
+sources (a cron job, a Genesys flow) can acknowledge or close the alert they opened earlier.
+
+Base layer: imports nothing from ``alertbridge`` but ``models`` enums.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from alertbridge.models import AliasState
+
+OPEN, ACKED, CLOSED = AliasState.OPEN.value, AliasState.ACKNOWLEDGED.value, AliasState.CLOSED.value
+LIVE = (OPEN, ACKED)
+ACTIONS = ("create", "acknowledge", "close", "note", "ignore")
+
+
+class Verdict(enum.StrEnum):
+    SEND = "send"  # an outbox row to deliver
+    COALESCE = "coalesce"  # folded into a create that is queued and not sent yet
+    IGNORE = "ignore"  # recorded, never sent
+
+
+class Reason(enum.StrEnum):
+    """Why an event got its verdict. The value is a stable code; ``text`` is what people read."""
+
+    NEW_ALERT = "new_alert"
+    NEW_AFTER_CLOSE = "new_after_close"
+    COALESCED = "coalesced"
+    REPEAT_WHILE_OPEN = "repeat_while_open"
+    REPEAT_WHILE_ACKNOWLEDGED = "repeat_while_acknowledged"
+    ACKNOWLEDGE_OPEN = "acknowledge_open"
+    ALREADY_ACKNOWLEDGED = "already_acknowledged"
+    CLOSE_OPEN = "close_open"
+    CLOSE_ACKNOWLEDGED = "close_acknowledged"
+    NOTE_OPEN = "note_open"
+    NOTE_ACKNOWLEDGED = "note_acknowledged"
+    NO_OPEN_ALERT = "no_open_alert"
+    FORWARDED_UNKNOWN = "forwarded_unknown"
+    IGNORED_BY_TEMPLATE = "ignored_by_template"
+
+    @property
+    def text(self) -> str:
+        return _TEXT[self]
+
+
+_TEXT = {
+    Reason.NEW_ALERT: "new alert",
+    Reason.NEW_AFTER_CLOSE: "new alert after close",
+    Reason.COALESCED: "coalesced into the pending create",
+    Reason.REPEAT_WHILE_OPEN: "repeat while open: OpsGenie increments count",
+    Reason.REPEAT_WHILE_ACKNOWLEDGED: "repeat while acknowledged: OpsGenie increments count",
+    Reason.ACKNOWLEDGE_OPEN: "acknowledge open alert",
+    Reason.ALREADY_ACKNOWLEDGED: "already acknowledged",
+    Reason.CLOSE_OPEN: "close open alert",
+    Reason.CLOSE_ACKNOWLEDGED: "close acknowledged alert",
+    Reason.NOTE_OPEN: "add note to open alert",
+    Reason.NOTE_ACKNOWLEDGED: "add note to acknowledged alert",
+    Reason.NO_OPEN_ALERT: "no open alert",
+    Reason.FORWARDED_UNKNOWN: "no open alert known; forwarded (forward_unknown)",
+    Reason.IGNORED_BY_TEMPLATE: "ignored by template",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    next_state: str | None  # None: the alias row is left as it is (or not created)
+    code: Reason
+    detail: str | None = None  # free text from the template (ignore reasons)
+    new_generation: bool = False  # a create that opens a new OpsGenie alert
+    count_delta: int = 0
+
+    @property
+    def decision(self) -> str:
+        return self.verdict.value
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code.text}: {self.detail}" if self.detail else self.code.text
+
+
+def decide(
+    state: str | None,
+    action: str,
+    *,
+    create_pending: bool = False,
+    forward_unknown: bool = False,
+    ignore_reason: str | None = None,
+) -> Decision:
+    """The next step for ``action`` on an alias whose state is ``state`` (None: never seen).
+
+    ``create_pending``: a create for this alias is queued and not yet sent.
+    ``forward_unknown``: send ack/close/note even when we know of no open alert (alerts opened before
+    the bridge existed, or by another tool).
+    ``ignore_reason``: why the template said "ignore".
+    """
+    if action == "ignore":
+        return Decision(Verdict.IGNORE, None, Reason.IGNORED_BY_TEMPLATE, ignore_reason or None)
+    if action == "create":
+        if state is None:
+            return Decision(Verdict.SEND, OPEN, Reason.NEW_ALERT, new_generation=True, count_delta=1)
+        if state == CLOSED:
+            return Decision(Verdict.SEND, OPEN, Reason.NEW_AFTER_CLOSE, new_generation=True, count_delta=1)
+        if create_pending:
+            return Decision(Verdict.COALESCE, state, Reason.COALESCED, count_delta=1)
+        repeat = Reason.REPEAT_WHILE_OPEN if state == OPEN else Reason.REPEAT_WHILE_ACKNOWLEDGED
+        return Decision(Verdict.SEND, state, repeat, count_delta=1)
+    if action not in ("acknowledge", "close", "note"):
+        raise ValueError(f"unknown action {action!r}")
+    if state not in LIVE:
+        if forward_unknown:
+            return Decision(Verdict.SEND, None, Reason.FORWARDED_UNKNOWN)
+        return Decision(Verdict.IGNORE, None, Reason.NO_OPEN_ALERT)
+    if action == "acknowledge":
+        if state == ACKED:
+            return Decision(Verdict.IGNORE, None, Reason.ALREADY_ACKNOWLEDGED)
+        return Decision(Verdict.SEND, ACKED, Reason.ACKNOWLEDGE_OPEN)
+    if action == "close":
+        return Decision(Verdict.SEND, CLOSED, Reason.CLOSE_OPEN if state == OPEN else Reason.CLOSE_ACKNOWLEDGED)
+    return Decision(Verdict.SEND, None, Reason.NOTE_OPEN if state == OPEN else Reason.NOTE_ACKNOWLEDGED)
+
+
+_QUEUES_A_CREATE = frozenset({Reason.REPEAT_WHILE_OPEN, Reason.REPEAT_WHILE_ACKNOWLEDGED})
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """The part of an ``aliases`` row that webhooks decide (delivery owns the OpsGenie request ids)."""
+
+    state: str
+    generation: int
+    count: int  # creates seen in this generation
+    opened_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    closed_at: datetime | None = None
+    create_pending: bool = False  # a create of this generation is queued and not sent yet
+
+
+def advance(record: AliasRecord | None, decision: Decision, now: datetime) -> AliasRecord | None:
+    """The alias after ``decision`` (None: still no row). Ignored events leave it as it was; a forwarded action
+    for an alias we never saw creates no row."""
+    if decision.verdict == Verdict.IGNORE:
+        return record
+    if decision.new_generation:
+        return AliasRecord(
+            state=OPEN,
+            generation=(record.generation if record else 0) + 1,
+            count=decision.count_delta,
+            opened_at=now,
+            create_pending=True,
+        )
+    if record is None:
+        return None
+    state = decision.next_state or record.state
+    return replace(
+        record,
+        state=state,
+        count=record.count + decision.count_delta,
+        create_pending=record.create_pending or decision.code in _QUEUES_A_CREATE,
+        acknowledged_at=now if state == ACKED and record.state != ACKED else record.acknowledged_at,
+        closed_at=now if state == CLOSED and record.state != CLOSED else record.closed_at,
+    )

@@ -1,0 +1,163 @@
+"""The plan step, pure: rendered events + the current alias records -> what to store and what to send.
+
+Ingest, replay, ``alertbridge render`` and the console preview all call ``plan``, so a preview is exactly what
+production would do. For each event it gives the decision against the alias state (threaded through the events
+of one webhook in order: a create then a close of the same alias in one webhook see each other), the alias sent
+to OpsGenie (scoped and fitted), every cut made to fit OpsGenie's limits, the exact HTTP request, and the alias
+records to write back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alertbridge.core.lifecycle import AliasRecord, Decision, Verdict, advance, decide
+from alertbridge.limits import Event, fit_alias
+from alertbridge.opsgenie import Request, build_request
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """What planning needs to know about the integration."""
+
+    integration: str
+    scope_aliases: bool = True
+    forward_unknown: bool = False
+    base_url: str = "https://api.opsgenie.com"  # for the exact request a preview shows
+
+    def opsgenie_alias(self, alias: str) -> tuple[str, dict[str, Any] | None]:
+        scoped = f"{self.integration}:{alias}" if self.scope_aliases else alias
+        fitted, cut = fit_alias(scoped)
+        return fitted, (cut.to_dict() if cut else None)
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    seq: int  # position of the event in the webhook
+    event: Event
+    opsgenie_alias: str  # "" for ignore events
+    generation: int
+    decision: Decision
+    cuts: list[dict[str, Any]]  # what was shortened or dropped to fit OpsGenie's limits (incl. the alias)
+    request: Request | None  # the HTTP request this event maps to (sent only when the decision is "send")
+    before: AliasRecord | None
+    after: AliasRecord | None
+
+    @property
+    def action(self) -> str:
+        return self.event.action
+
+    @property
+    def alias(self) -> str:
+        return self.event.alias
+
+    @property
+    def send(self) -> bool:
+        return self.decision.verdict == Verdict.SEND
+
+    @property
+    def touches_alias(self) -> bool:
+        """Whether the event is about an alias at all (ignore events of the template are not)."""
+        return self.event.action != "ignore"
+
+
+@dataclass(frozen=True)
+class AliasWrite:
+    """The alias row to write after the plan: its final record and the event that last touched it."""
+
+    alias: str
+    opsgenie_alias: str
+    record: AliasRecord
+    last_action: str
+    last_seq: int
+    new_generation: bool  # some event of the plan opened a new generation (reset what OpsGenie told us)
+
+
+@dataclass(frozen=True)
+class Plan:
+    events: list[PlannedEvent] = field(default_factory=list)
+    aliases: list[AliasWrite] = field(default_factory=list)
+
+    @property
+    def sends(self) -> bool:
+        return any(e.send for e in self.events)
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """The plan as JSON-ready data (what the 202, `render` and the preview show)."""
+        out: list[dict[str, Any]] = []
+        for e in self.events:
+            item: dict[str, Any] = {
+                "seq": e.seq,
+                "action": e.action,
+                "alias": e.alias,
+                "opsgenie_alias": e.opsgenie_alias,
+                "decision": e.decision.decision,
+                "reason": e.decision.reason,
+                "reason_code": e.decision.code.value,
+            }
+            if e.touches_alias:
+                item["generation"] = e.generation
+                item["state"] = {
+                    "before": e.before.state if e.before else None,
+                    "after": e.after.state if e.after else None,
+                }
+            if e.cuts:
+                item["cuts"] = e.cuts
+            if e.request is not None:
+                item["request"] = {"method": e.request.method, "url": e.request.url, "json": e.request.json}
+            out.append(item)
+        return out
+
+
+def alias_keys(events: Sequence[Event]) -> list[str]:
+    """The aliases a list of events touches, sorted and unique (the order locks are taken in)."""
+    return sorted({e.alias for e in events if e.action != "ignore"})
+
+
+def plan(
+    events: Sequence[Event],
+    records: Mapping[str, AliasRecord | None],
+    spec: PlanSpec,
+    now: datetime,
+) -> Plan:
+    """Decide every event against the alias records (``records[alias]``; missing or None: never seen)."""
+    current: dict[str, AliasRecord | None] = dict(records)
+    planned: list[PlannedEvent] = []
+    writes: dict[str, AliasWrite] = {}
+    for seq, event in enumerate(events):
+        if event.action == "ignore":
+            decision = decide(None, "ignore", ignore_reason=event.reason)
+            planned.append(PlannedEvent(seq, event, "", 0, decision, _cuts(event), None, None, None))
+            continue
+        before = current.get(event.alias)
+        decision = decide(
+            before.state if before else None,
+            event.action,
+            create_pending=bool(before and before.create_pending),
+            forward_unknown=spec.forward_unknown,
+        )
+        after = advance(before, decision, now)
+        generation = after.generation if after else (before.generation if before else 0)
+        og_alias, alias_cut = spec.opsgenie_alias(event.alias)
+        cuts = _cuts(event) + ([alias_cut] if alias_cut else [])
+        request = build_request(spec.base_url, event.action, og_alias, event.fields)
+        planned.append(PlannedEvent(seq, event, og_alias, generation, decision, cuts, request, before, after))
+        current[event.alias] = after
+        if after is not None and decision.verdict != Verdict.IGNORE:
+            earlier = writes.get(event.alias)
+            writes[event.alias] = AliasWrite(
+                alias=event.alias,
+                opsgenie_alias=og_alias,
+                record=after,
+                last_action=event.action,
+                last_seq=seq,
+                new_generation=decision.new_generation or bool(earlier and earlier.new_generation),
+            )
+    return Plan(planned, list(writes.values()))
+
+
+def _cuts(event: Event) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in event.cuts]

@@ -1,0 +1,148 @@
+"""``aliases``: the current state of every alias. Webhooks write the lifecycle part (under an advisory lock per
+alias); delivery writes what OpsGenie returned (request ids, alert id) for the generation it delivered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from alertbridge.core.lifecycle import AliasRecord
+from alertbridge.core.plan import AliasWrite
+from alertbridge.db import Connection
+
+
+def lock_key(integration: str, alias: str) -> str:
+    return f"{integration}\x1f{alias}"
+
+
+_LOCK = "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(%(keys)s::text[]) AS k"
+
+
+async def lock(conn: Connection, integration: str, aliases: Sequence[str]) -> None:
+    """Serialize concurrent writers of the same aliases for the rest of the transaction. Keys are taken in
+    sorted order, so two transactions never deadlock on them."""
+    keys = sorted({lock_key(integration, a) for a in aliases})
+    if keys:
+        await conn.execute(_LOCK, {"keys": keys})
+
+
+_LOAD = """
+SELECT a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
+       EXISTS (SELECT 1 FROM outbox o
+               WHERE o.integration = a.integration AND o.alias = a.alias
+                 AND o.generation = a.generation AND o.action = 'create'
+                 AND o.status = 'pending') AS create_pending
+FROM aliases a WHERE a.integration = %(i)s AND a.alias = ANY(%(aliases)s::text[])
+"""
+
+
+async def load(conn: Connection, integration: str, aliases: Sequence[str]) -> dict[str, AliasRecord]:
+    """The lifecycle records of ``aliases`` that exist (missing ones were never seen)."""
+    if not aliases:
+        return {}
+    cur = await conn.execute(_LOAD, {"i": integration, "aliases": list(aliases)})
+    return {r.pop("alias"): AliasRecord(**r) for r in await cur.fetchall()}
+
+
+_WRITE = """
+INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count, first_seen_at, last_seen_at,
+                          opened_at, acknowledged_at, closed_at, last_action, last_outbox_id)
+SELECT %(i)s, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
+       u.action, u.outbox_id
+FROM unnest(%(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[], %(count)s::int[],
+            %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[], %(action)s::text[],
+            %(outbox)s::bigint[])
+     AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, action, outbox_id)
+ON CONFLICT (integration, alias) DO UPDATE SET
+    opsgenie_alias = EXCLUDED.opsgenie_alias,
+    state = EXCLUDED.state,
+    generation = EXCLUDED.generation,
+    count = EXCLUDED.count,
+    last_seen_at = EXCLUDED.last_seen_at,
+    opened_at = EXCLUDED.opened_at,
+    acknowledged_at = EXCLUDED.acknowledged_at,
+    closed_at = EXCLUDED.closed_at,
+    last_action = EXCLUDED.last_action,
+    last_outbox_id = EXCLUDED.last_outbox_id,
+    create_request_id = CASE WHEN a.generation = EXCLUDED.generation THEN a.create_request_id END,
+    create_confirmed = CASE WHEN a.generation = EXCLUDED.generation THEN a.create_confirmed ELSE false END,
+    alert_id = CASE WHEN a.generation = EXCLUDED.generation THEN a.alert_id END
+"""
+
+
+async def write(
+    conn: Connection, integration: str, writes: Sequence[AliasWrite], outbox_ids: dict[int, int], now: datetime
+) -> None:
+    """Persist the alias records a plan produced (``outbox_ids``: seq -> outbox id). The caller holds the
+    aliases' locks (``lock``) since it loaded them."""
+    if not writes:
+        return
+    r = [w.record for w in writes]
+    await conn.execute(
+        _WRITE,
+        {
+            "i": integration,
+            "now": now,
+            "alias": [w.alias for w in writes],
+            "og": [w.opsgenie_alias for w in writes],
+            "state": [x.state for x in r],
+            "gen": [x.generation for x in r],
+            "count": [x.count for x in r],
+            "opened": [x.opened_at for x in r],
+            "acked": [x.acknowledged_at for x in r],
+            "closed": [x.closed_at for x in r],
+            "action": [w.last_action for w in writes],
+            "outbox": [outbox_ids.get(w.last_seq) for w in writes],
+        },
+    )
+
+
+# --- what delivery learns from OpsGenie ------------------------------------------------------------------
+
+_AFTER_DELIVERY = """
+UPDATE aliases SET last_request_id = %(rid)s,
+       create_request_id = CASE WHEN %(is_create)s THEN %(rid)s ELSE create_request_id END,
+       create_confirmed = CASE WHEN %(is_create)s THEN false ELSE create_confirmed END
+WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
+"""
+
+
+async def after_delivery(
+    conn: Connection, integration: str, alias: str, generation: int, *, action: str, request_id: str | None
+) -> None:
+    await conn.execute(
+        _AFTER_DELIVERY,
+        {"rid": request_id, "is_create": action == "create", "i": integration, "a": alias, "g": generation},
+    )
+
+
+_CREATE_TO_CONFIRM = """
+SELECT create_request_id FROM aliases
+WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
+  AND create_request_id IS NOT NULL AND NOT create_confirmed
+"""
+
+
+async def create_to_confirm(conn: Connection, integration: str, alias: str, generation: int) -> str | None:
+    """The request id of this generation's create, if OpsGenie has not been seen to process it yet."""
+    cur = await conn.execute(_CREATE_TO_CONFIRM, {"i": integration, "a": alias, "g": generation})
+    row = await cur.fetchone()
+    return row["create_request_id"] if row else None
+
+
+_CONFIRM_CREATE = """
+UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(%(alert_id)s, alert_id)
+WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
+"""
+
+
+async def confirm_create(conn: Connection, integration: str, alias: str, generation: int, alert_id: str | None) -> None:
+    await conn.execute(_CONFIRM_CREATE, {"alert_id": alert_id, "i": integration, "a": alias, "g": generation})
+
+
+async def get(conn: Connection, integration: str, alias: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "SELECT * FROM aliases WHERE integration = %(i)s AND alias = %(a)s", {"i": integration, "a": alias}
+    )
+    return await cur.fetchone()

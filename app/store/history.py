@@ -1,0 +1,68 @@
+"""``alias_history``: append-only, one row per decision about an alias — from a webhook, a callback, the console
+or a policy. Never updated, never overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from alertbridge.db import Connection
+
+
+@dataclass(frozen=True)
+class Entry:
+    alias: str
+    generation: int
+    origin: str  # a models.HistoryOrigin value
+    action: str
+    from_state: str | None
+    to_state: str | None
+    decision: str | None
+    reason_code: str | None
+    reason: str
+    actor: str | None = None
+    inbound_id: int | None = None
+    outbox_id: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_INSERT = """
+INSERT INTO alias_history (integration, alias, generation, at, origin, action, from_state, to_state, decision,
+                           reason_code, reason, actor, inbound_id, outbox_id, details)
+SELECT %(i)s, u.alias, u.gen, %(at)s, u.origin, u.action, u.from_state, u.to_state, u.decision, u.code, u.reason,
+       u.actor, u.inbound_id, u.outbox_id, u.details
+FROM unnest(%(alias)s::text[], %(gen)s::int[], %(origin)s::text[], %(action)s::text[], %(from)s::text[],
+            %(to)s::text[], %(decision)s::text[], %(code)s::text[], %(reason)s::text[], %(actor)s::text[],
+            %(inbound)s::bigint[], %(outbox)s::bigint[], %(details)s::jsonb[])
+     AS u(alias, gen, origin, action, from_state, to_state, decision, code, reason, actor, inbound_id, outbox_id,
+          details)
+"""
+
+
+async def append(conn: Connection, integration: str, entries: Sequence[Entry], at: datetime) -> None:
+    if not entries:
+        return
+    await conn.execute(
+        _INSERT,
+        {
+            "i": integration,
+            "at": at,
+            "alias": [e.alias for e in entries],
+            "gen": [e.generation for e in entries],
+            "origin": [e.origin for e in entries],
+            "action": [e.action for e in entries],
+            "from": [e.from_state for e in entries],
+            "to": [e.to_state for e in entries],
+            "decision": [e.decision for e in entries],
+            "code": [e.reason_code for e in entries],
+            "reason": [e.reason for e in entries],
+            "actor": [e.actor for e in entries],
+            "inbound": [e.inbound_id for e in entries],
+            "outbox": [e.outbox_id for e in entries],
+            "details": [Jsonb(e.details) for e in entries],
+        },
+    )
