@@ -99,7 +99,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or loaded[0].server.host
     port = args.port or loaded[0].server.port
     config, bridge, url, demo = _prepare(args, loaded)
-    emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
+    emulator = None
+    if demo or args.mount_emulator:
+        # The demo wires OpsGenie's other half too: the emulator calls back to this bridge, as a human's ack would.
+        from alertbridge.config import DEMO_CALLBACK_TOKEN
+
+        callback = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/callbacks/opsgenie"
+        emulator = build_emulator(
+            api_keys=[DEMO_API_KEY],
+            callback_url=callback if demo else None,
+            callback_headers={"X-Bridge-Token": DEMO_CALLBACK_TOKEN},
+        )
     app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
     if demo:
         log.info(

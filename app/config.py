@@ -83,6 +83,26 @@ class RenderingConfig:
 
 
 @dataclass(frozen=True)
+class CallbacksConfig:
+    """`[callbacks]`: OpsGenie's outgoing "Webhook" integration posting to /callbacks/opsgenie."""
+
+    tokens: tuple[Secret, ...] = ()  # none: callbacks are refused (401)
+    echo_users: tuple[str, ...] = ("alertbridge",)  # `user` values of our own requests
+    echo_sources: tuple[str, ...] = ()  # names of the OpsGenie API integrations the bridge sends with
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """`[retention]`: how long each kind of data is kept (days); 0 keeps it forever."""
+
+    raw_bodies_days: float = 30.0  # webhook and callback bodies (the rows stay)
+    events_days: float = 400.0  # webhooks, outbox rows, attempts, history, callbacks, closed generations
+    refused_days: float = 90.0  # refused-webhook counts
+    interval_seconds: float = 300.0  # how often the running bridge sweeps
+    batch_size: int = 5000  # rows per delete statement (short locks, bounded work per statement)
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     base_url: str
     region: str | None
@@ -90,6 +110,7 @@ class TargetConfig:
     default_team: str | None = None
     default_priority: str | None = None
     default_source: str | None = None
+    default_user: str = "alertbridge"  # the `user` of every request when the template names none
     scope_aliases: bool = True
 
 
@@ -131,6 +152,8 @@ class Config:
     integrations: tuple[IntegrationConfig, ...]
     source: str  # the config file's path, or "<demo>"
     base_dir: Path  # folder against which relative paths (templates, data_dir) resolve
+    callbacks: CallbacksConfig = CallbacksConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,6 +424,7 @@ _TARGET: dict[str, _Check] = {
     "default_team": _string(),
     "default_priority": _choice(PRIORITIES),
     "default_source": _string(max_length=MAX_SOURCE_LENGTH),
+    "default_user": _string(max_length=MAX_SOURCE_LENGTH),
     "scope_aliases": _boolean,
 }
 _SIGNATURE: dict[str, _Check] = {
@@ -432,7 +456,33 @@ _INTEGRATION: dict[str, Any] = {
     "target": _TARGET,
     "signature": _SIGNATURE,
 }
+
+
+def _names(value: Any, path: str, ctx: _Ctx) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ctx.error(path, f"must be an array of strings (got {_type_name(value)})")
+    return tuple(_expanded(item, f"{path}[{i}]", ctx) for i, item in enumerate(value))
+
+
+def _days(value: Any, path: str, ctx: _Ctx) -> float:
+    return _number(allow_zero=True)(value, path, ctx)
+
+
+_CALLBACKS: dict[str, _Check] = {
+    "tokens": _tokens,
+    "echo_users": _names,
+    "echo_sources": _names,
+}
+_RETENTION: dict[str, _Check] = {
+    "raw_bodies_days": _days,
+    "events_days": _days,
+    "refused_days": _days,
+    "interval_seconds": _number(),
+    "batch_size": _integer(minimum=100, maximum=1_000_000),
+}
 _SCHEMA: dict[str, dict[str, Any]] = {
+    "callbacks": _CALLBACKS,
+    "retention": _RETENTION,
     "server": _SERVER,
     "database": _DATABASE,
     "delivery": _DELIVERY,
@@ -600,6 +650,8 @@ def parse_config(
         integrations=_integrations(document.get("integrations", []), ctx),
         source=source,
         base_dir=base_dir,
+        callbacks=CallbacksConfig(**_table(document.get("callbacks", {}), "callbacks", ctx, _CALLBACKS, "callbacks")),
+        retention=RetentionConfig(**_table(document.get("retention", {}), "retention", ctx, _RETENTION, "retention")),
     )
 
 
@@ -618,6 +670,7 @@ def load_config(path: str | Path, env: Mapping[str, str]) -> Config:
 
 
 DEMO_TOKEN = "demo-token"
+DEMO_CALLBACK_TOKEN = "demo-callback-token"
 # Sources a newcomer can curl with a token (Sentry and SNS need signatures, so they are not in the demo).
 DEMO_INTEGRATIONS = ("alertmanager", "generic", "grafana", "genesys", "azure_monitor", "datadog")
 
@@ -625,7 +678,7 @@ DEMO_INTEGRATIONS = ("alertmanager", "generic", "grafana", "genesys", "azure_mon
 def demo_config(emulator_base_url: str, *, data_dir: Path = Path(".alertbridge")) -> Config:
     """The no-config-file demo: one integration per token-authenticated built-in template, each named after
     its template, accepting the token "demo-token" (also in the X-Bridge-Token header), delivering to the
-    built-in emulator."""
+    built-in emulator, which calls back to /callbacks/opsgenie with the token "demo-callback-token"."""
     target = TargetConfig(
         base_url=emulator_base_url.rstrip("/"),
         region=None,
@@ -647,4 +700,5 @@ def demo_config(emulator_base_url: str, *, data_dir: Path = Path(".alertbridge")
         integrations=integrations,
         source="<demo>",
         base_dir=Path("."),
+        callbacks=CallbacksConfig(tokens=(Secret(DEMO_CALLBACK_TOKEN),)),
     )

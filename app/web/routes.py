@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from alertbridge import __version__
 from alertbridge.db import is_unavailable
+from alertbridge.web.callbacks import receive_callback
 from alertbridge.web.webhooks import error, receive
 
 
@@ -49,6 +50,8 @@ def routes(emulator: Starlette | None = None) -> list[BaseRoute]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/webhooks/{integration}", receive, methods=["POST"]),
+        Route("/callbacks/opsgenie", receive_callback, methods=["POST"]),
+        Route("/callbacks/opsgenie/{integration}", receive_callback, methods=["POST"]),
     ]
     if emulator is not None:
         table.append(Mount("/emulator", app=emulator))

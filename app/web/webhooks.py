@@ -48,7 +48,7 @@ UNAUTHORIZED = (
 )
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
+async def read_capped(request: Request, limit: int) -> bytes | None:
     """The body, or None as soon as it exceeds ``limit`` bytes (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
@@ -66,7 +66,9 @@ async def receive(request: Request) -> JSONResponse:
     db: Database = request.app.state.db
     max_body: int = request.app.state.max_body_bytes
     endpoint = endpoints.get(name)
+    remote = request.client.host if request.client else None
     if endpoint is None or not endpoint.enabled:
+        request.app.state.refused.add(name, remote, "unknown_integration")
         return error(
             404,
             "unknown_integration",
@@ -74,6 +76,7 @@ async def receive(request: Request) -> JSONResponse:
             integrations=sorted(n for n, e in endpoints.items() if e.enabled),
         )
     if not endpoint.authenticated(request):
+        request.app.state.refused.add(name, remote, "unauthorized")
         where = f", or the {endpoint.token_header} header" if endpoint.token_header else ""
         return error(401, "unauthorized", UNAUTHORIZED + where)
 
@@ -88,7 +91,7 @@ async def receive(request: Request) -> JSONResponse:
     try:
         declared = request.headers.get("content-length")
         declared_size = int(declared) if declared and declared.isdigit() else None
-        body = None if declared_size is not None and declared_size > max_body else await _read_capped(request, max_body)
+        body = None if declared_size is not None and declared_size > max_body else await read_capped(request, max_body)
         if body is None:
             if not endpoint.tokens and endpoint.signature is not None:  # not authenticated yet: store nothing
                 return error(413, "body_too_large", f"body is larger than {max_body} bytes")
@@ -101,6 +104,7 @@ async def receive(request: Request) -> JSONResponse:
                 message = await endpoint.signature.verify(body, request.headers)  # case-insensitive
             except SignatureError as exc:
                 log.info("signature refused for %s: %s", name, exc.message)
+                request.app.state.refused.add(name, remote, "bad_signature")
                 return error(401, "bad_signature", exc.message)
         if isinstance(endpoint.signature, SnsVerifier) and message and message.get("Type") in HANDSHAKE_TYPES:
             answer = await endpoint.signature.handshake(message)
