@@ -27,6 +27,7 @@ from alertbridge.limits import Defaults
 from alertbridge.opsgenie import Client
 from alertbridge.refused import RefusedCounter
 from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from alertbridge.retention import run_sweeper
 from alertbridge.sns import CertStore, SnsVerifier
 from alertbridge.store import integrations as integrations_store
 from alertbridge.web.auth import BodyCheck, HmacCheck
@@ -232,13 +233,17 @@ def build_app(
             db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
             app.state.db = db
             await sync_integrations(db, bridge)
-            refused_task = asyncio.create_task(app.state.refused.run(db))
+            background = [
+                asyncio.create_task(app.state.refused.run(db)),
+                asyncio.create_task(run_sweeper(db, bridge.config.retention)),
+            ]
 
-            async def stop_refused() -> None:
-                refused_task.cancel()
-                await asyncio.gather(refused_task, return_exceptions=True)
+            async def stop_background() -> None:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
 
-            stack.push_async_callback(stop_refused)
+            stack.push_async_callback(stop_background)
             app.state.worker = None
             if run_worker:
                 wdb = await stack.enter_async_context(worker_database(database_url, bridge.config))

@@ -191,6 +191,7 @@ class Generation(Base):
     source_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the source's own start
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_acknowledged_by: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

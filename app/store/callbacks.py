@@ -133,6 +133,8 @@ UPDATE generations SET
     state = %(state)s,
     first_acknowledged_at = CASE WHEN %(state)s = 'acknowledged' THEN COALESCE(first_acknowledged_at, %(at)s)
                                  ELSE first_acknowledged_at END,
+    first_acknowledged_by = CASE WHEN %(state)s = 'acknowledged' AND first_acknowledged_at IS NULL THEN %(by)s
+                                 ELSE first_acknowledged_by END,
     acknowledged_at = CASE WHEN %(state)s = 'acknowledged' THEN %(at)s
                            WHEN %(state)s = 'open' THEN NULL ELSE acknowledged_at END,
     acknowledged_by = CASE WHEN %(state)s = 'acknowledged' THEN %(by)s

@@ -12,9 +12,10 @@ from alertbridge.db import Connection
 
 _WRITE = """
 INSERT INTO generations AS g (integration, alias, generation, opsgenie_alias, state, priority, message,
-                              source_started_at, opened_at, first_acknowledged_at, acknowledged_at, acknowledged_by,
-                              closed_at, closed_by, closed_in_opsgenie, occurrences, updated_at)
-SELECT %(i)s, u.alias, u.gen, u.og, u.state, u.priority, u.message, u.started, u.opened, u.acked, u.acked,
+                              source_started_at, opened_at, first_acknowledged_at, first_acknowledged_by,
+                              acknowledged_at, acknowledged_by, closed_at, closed_by, closed_in_opsgenie, occurrences,
+                              updated_at)
+SELECT %(i)s, u.alias, u.gen, u.og, u.state, u.priority, u.message, u.started, u.opened, u.acked, u.acked_by, u.acked,
        u.acked_by, u.closed, u.closed_by, u.closed_og, u.count, %(now)s
 FROM unnest(%(alias)s::text[], %(gen)s::int[], %(og)s::text[], %(state)s::text[], %(priority)s::text[],
             %(message)s::text[], %(started)s::timestamptz[], %(opened)s::timestamptz[], %(acked)s::timestamptz[],
@@ -29,6 +30,8 @@ ON CONFLICT (integration, alias, generation) DO UPDATE SET
     message = COALESCE(EXCLUDED.message, g.message),
     source_started_at = COALESCE(g.source_started_at, EXCLUDED.source_started_at),
     first_acknowledged_at = COALESCE(g.first_acknowledged_at, EXCLUDED.acknowledged_at),
+    first_acknowledged_by = CASE WHEN g.first_acknowledged_at IS NULL THEN EXCLUDED.acknowledged_by
+                                 ELSE g.first_acknowledged_by END,
     acknowledged_at = EXCLUDED.acknowledged_at,
     acknowledged_by = EXCLUDED.acknowledged_by,
     closed_at = EXCLUDED.closed_at,

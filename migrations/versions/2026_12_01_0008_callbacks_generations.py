@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("source_started_at", TS, nullable=True),
         sa.Column("opened_at", TS, nullable=False),
         sa.Column("first_acknowledged_at", TS, nullable=True),
+        sa.Column("first_acknowledged_by", sa.Text(), nullable=True),
         sa.Column("acknowledged_at", TS, nullable=True),
         sa.Column("acknowledged_by", sa.Text(), nullable=True),
         sa.Column("closed_at", TS, nullable=True),
