@@ -8,13 +8,14 @@ are never pruned (app/store/retention.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from alertbridge.config import RetentionConfig
 from alertbridge.core.retention import Cutoffs, cutoffs
-from alertbridge.db import Database, is_unavailable
+from alertbridge.db import Connection, Database, is_unavailable
 from alertbridge.store import retention as sql
 
 log = logging.getLogger("alertbridge.retention")
@@ -48,32 +49,62 @@ async def prune(
     progress: Progress | None = None,
     pause: float = 0.0,
 ) -> dict[str, int]:
-    """Rows removed (or, with ``dry_run``, that would be) per step. ``pause``: seconds between batches (the sweeper
-    yields to ingest this way)."""
+    """Rows removed (or, with ``dry_run``, that would be) per step. Each batch is its own short transaction;
+    ``pause``: seconds between batches (the sweeper yields to ingest this way). A dry run does the same work in one
+    transaction that is rolled back, so its counts are exact (later steps depend on earlier ones)."""
     c = current_cutoffs(config, now)
-    done: dict[str, int] = {}
-    for step in sql.STEPS:
-        cut = _cut(c, step)
-        if cut is None:
-            continue
-        async with db.connection() as conn:
-            total = await sql.count(conn, step, cut)
-        if dry_run or total == 0:
-            done[step.name] = total
-            continue
-        removed = 0
-        while True:
-            async with db.transaction() as conn:
-                n = await sql.batch(conn, step, cut, config.batch_size)
-            removed += n
-            if progress is not None:
-                progress(step.name, removed, total)
-            if n < config.batch_size:
-                break
-            if pause:
-                await asyncio.sleep(pause)
-        done[step.name] = removed
-    return done
+    if dry_run:
+        async with db.connection() as conn, conn.transaction(force_rollback=True):
+            return {
+                step.name: await _step(step, _cut(c, step), config, progress, pause, conn=conn) for step in _active(c)
+            }
+    return {step.name: await _step(step, _cut(c, step), config, progress, pause, db=db) for step in _active(c)}
+
+
+def _active(c: Cutoffs) -> list[sql.Step]:
+    return [step for step in sql.STEPS if _cut(c, step) is not None]
+
+
+async def _step(
+    step: sql.Step,
+    cut: datetime | None,
+    config: RetentionConfig,
+    progress: Progress | None,
+    pause: float,
+    *,
+    db: Database | None = None,
+    conn: Connection | None = None,
+) -> int:
+    total: int | None = None
+    if progress is not None:
+        async with _use(db, conn) as c:
+            total = await sql.count(c, step, cut)
+    removed = 0
+    while True:
+        async with _use(db, conn, transaction=True) as c:
+            n = await sql.batch(c, step, cut, config.batch_size)
+        removed += n
+        if progress is not None:
+            progress(step.name, removed, total)
+        if n < config.batch_size:
+            return removed
+        if pause:
+            await asyncio.sleep(pause)
+
+
+@contextlib.asynccontextmanager
+async def _use(db: Database | None, conn: Connection | None, *, transaction: bool = False) -> AsyncIterator[Connection]:
+    """The given connection (a dry run's one transaction), or a pooled one (in its own transaction)."""
+    if conn is not None:
+        yield conn
+    elif transaction:
+        assert db is not None
+        async with db.transaction() as c:
+            yield c
+    else:
+        assert db is not None
+        async with db.connection() as c:
+            yield c
 
 
 async def sweep_once(db: Database, config: RetentionConfig) -> dict[str, int] | None:
