@@ -28,14 +28,18 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines print full URLs
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    """One logging configuration for everything in the process (uvicorn's and Alembic's loggers too), as text
+    or as one JSON object per line (ALERTBRIDGE_LOG_FORMAT)."""
+    from alertbridge import logs
+
+    if fmt not in logs.FORMATS:
+        print(
+            f"alertbridge: ALERTBRIDGE_LOG_FORMAT must be one of {', '.join(logs.FORMATS)} (got {fmt!r})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    logs.configure(level, fmt, sys.stderr)
 
 
 def _load_config(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int = 8080) -> tuple[Any, bool]:
@@ -100,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or loaded[0].server.port
     config, bridge, url, demo = _prepare(args, loaded)
     emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
-    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
+    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator, demo=demo)
     if demo:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
@@ -114,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         access_log=False,
+        log_config=None,  # our logging configuration (app.logs) formats uvicorn's lines too
         log_level=settings.LOG_LEVEL.lower(),
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
@@ -127,21 +132,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alertbridge.main import build_worker, worker_database
+    from alertbridge.main import build_worker, build_worker_app, worker_database
 
     config, bridge, url, _ = _prepare(args)
+    host = args.metrics_host or config.worker.metrics_host
+    port = config.worker.metrics_port if args.metrics_port is None else args.metrics_port
 
     async def run() -> None:
         db = worker_database(url, config)
         await db.open()
         worker = build_worker(bridge, db)
+        http = _MetricsServer(build_worker_app(db, worker, config.worker.stuck_after_seconds), host, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         log.info("worker %s delivering for %s", worker.name, ", ".join(bridge.routes) or "no integrations")
         try:
+            await http.start()
             await worker.run_forever()
         finally:
+            await http.stop()
             await worker.client.aclose()
             await db.close()
             if bridge.http is not None:
@@ -149,6 +159,57 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+class _MetricsServer:
+    """The standalone worker's HTTP server (/metrics, /healthz, /readyz) on uvicorn, inside the worker's event
+    loop; signals stay with the worker (SIGTERM stops the worker, which then stops this)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.app, self.host, self.port = app, host, port
+        self.server: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import contextlib
+
+        import uvicorn
+
+        from alertbridge import settings
+
+        if not self.port:
+            return
+
+        class Server(uvicorn.Server):
+            def capture_signals(self):  # type: ignore[no-untyped-def,override]
+                return contextlib.nullcontext()
+
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            access_log=False,
+            log_config=None,
+            log_level=settings.LOG_LEVEL.lower(),
+            lifespan="off",
+        )
+        self.server = Server(config)
+        self.task = asyncio.create_task(self.server.serve())
+        for _ in range(500):  # up to 5 s
+            if self.server.started or self.task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self.task.done() or not self.server.started:
+            await self.stop()
+            raise CliError(f"worker: cannot serve /metrics on {self.host}:{self.port} (port in use?)")
+        log.info("worker metrics on http://%s:%s/metrics (/healthz, /readyz)", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        self.server.should_exit = True
+        await asyncio.gather(self.task, return_exceptions=True)
+        self.task = None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -274,7 +335,14 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         args.port,
         "any" if not args.api_key else f"{len(args.api_key)} configured key(s)",
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.LOG_LEVEL.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=settings.LOG_LEVEL.lower(),
+        access_log=False,
+    )
     return 0
 
 
@@ -301,6 +369,12 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run only the delivery worker (several may share one database)")
     with_config(w)
     w.add_argument("--no-migrate", action="store_true")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz, /readyz (default: [worker].metrics_port, 9108; 0: off)",
+    )
+    w.add_argument("--metrics-host", help="address of that server (default: [worker].metrics_host, 127.0.0.1)")
     w.set_defaults(func=cmd_worker)
 
     m = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -347,7 +421,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from alertbridge import settings
 
-    _setup_logging(settings.LOG_LEVEL)
+    _setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["psql"]:  # everything after `psql` (but --config) is for psql itself
         args, rest = parser().parse_known_args(argv)
