@@ -134,21 +134,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from alertbridge.main import build_worker, build_worker_app, worker_database
 
-    config, bridge, url, _ = _prepare(args)
-    host = args.metrics_host or config.worker.metrics_host
-    port = config.worker.metrics_port if args.metrics_port is None else args.metrics_port
+    loaded = _load_config(args)
+    host = args.metrics_host or loaded[0].worker.metrics_host
+    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
+    http = _MetricsServer(host, port)
+    http.bind()  # before the database and migrations: a port in use is a one-line error
+    config, bridge, url, _ = _prepare(args, loaded)
 
     async def run() -> None:
         db = worker_database(url, config)
         await db.open()
         worker = build_worker(bridge, db)
-        http = _MetricsServer(build_worker_app(db, worker, config.worker.stuck_after_seconds), host, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         log.info("worker %s delivering for %s", worker.name, ", ".join(bridge.routes) or "no integrations")
         try:
-            await http.start()
+            await http.start(build_worker_app(db, worker, config.worker.stuck_after_seconds))
             await worker.run_forever()
         finally:
             await http.stop()
@@ -163,53 +165,58 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 class _MetricsServer:
     """The standalone worker's HTTP server (/metrics, /healthz, /readyz) on uvicorn, inside the worker's event
-    loop; signals stay with the worker (SIGTERM stops the worker, which then stops this)."""
+    loop. Signals stay with the worker: SIGTERM stops the worker, which then stops this server."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.app, self.host, self.port = app, host, port
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: Any = None
         self.server: Any = None
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    def bind(self) -> None:
+        import socket
+
+        if not self.port:
+            return
+        try:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError as exc:
+            raise CliError(f"worker: cannot serve /metrics on {self.host}:{self.port}: {exc.strerror or exc}") from None
+        self.sock = sock
+
+    async def start(self, app: Any) -> None:
         import contextlib
 
         import uvicorn
 
         from alertbridge import settings
 
-        if not self.port:
+        if self.sock is None:
             return
 
         class Server(uvicorn.Server):
             def capture_signals(self):  # type: ignore[no-untyped-def,override]
-                return contextlib.nullcontext()
+                return contextlib.nullcontext()  # the worker's handlers stay in place
 
         config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            access_log=False,
-            log_config=None,
-            log_level=settings.LOG_LEVEL.lower(),
-            lifespan="off",
+            app, access_log=False, log_config=None, log_level=settings.LOG_LEVEL.lower(), lifespan="off"
         )
         self.server = Server(config)
-        self.task = asyncio.create_task(self.server.serve())
-        for _ in range(500):  # up to 5 s
-            if self.server.started or self.task.done():
-                break
-            await asyncio.sleep(0.01)
-        if self.task.done() or not self.server.started:
-            await self.stop()
-            raise CliError(f"worker: cannot serve /metrics on {self.host}:{self.port} (port in use?)")
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         log.info("worker metrics on http://%s:%s/metrics (/healthz, /readyz)", self.host, self.port)
 
     async def stop(self) -> None:
-        if self.task is None:
-            return
-        self.server.should_exit = True
-        await asyncio.gather(self.task, return_exceptions=True)
-        self.task = None
+        if self.task is not None:
+            self.server.should_exit = True
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

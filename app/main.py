@@ -295,4 +295,5 @@ def build_worker_app(db: Database, worker: Worker, stuck_after: float) -> Starle
     app.state.worker = worker
     app.state.stuck_after = stuck_after
     app.state.exporter = metrics.Exporter(db, pools={"worker": db}, worker=worker.name)
+    metrics.declare(worker.targets, webhooks=False)
     return app

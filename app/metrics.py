@@ -168,10 +168,11 @@ def delivered(row: _Row, now: datetime | None = None) -> None:
     ACCEPT_TO_DELIVERED.labels(row.integration).observe(max(seconds, 0.0))
 
 
-def declare(integrations: Iterable[str]) -> None:
-    """Create the series every integration has, at zero, so rates and alerts see them before the first event."""
+def declare(integrations: Iterable[str], *, webhooks: bool = True) -> None:
+    """Create the series every integration has, at zero, so rates and alerts see them before the first event
+    (``webhooks=False``: a worker only delivers)."""
     for name in integrations:
-        for status in WEBHOOK_STATUSES:
+        for status in WEBHOOK_STATUSES if webhooks else ():
             WEBHOOKS.labels(name, status)
         for action in ACTIONS:
             for outcome in ("delivered", "retry", "config_error", "rejected"):
