@@ -204,8 +204,12 @@ async def sync_integrations(db: Database, bridge: Bridge) -> None:
         await integrations_store.sync_from_file(conn, rows)
 
 
+PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
 class AccessLog:
-    """One log line per request: method, path (never the query string, which may carry ?token=), status, ms."""
+    """One log line per request: method, path (never the query string, which may carry ?token=), status, ms.
+    Prometheus scrapes and health probes are logged at DEBUG."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -227,7 +231,8 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             client = scope.get("client")
-            access_log.info(
+            access_log.log(
+                logging.DEBUG if scope["path"] in PROBES else logging.INFO,  # scrapes and probes every few seconds
                 '%s "%s %s" %s %.1fms',
                 client[0] if client else "-",
                 scope["method"],

@@ -190,6 +190,16 @@ def test_readyz_fails_while_the_worker_is_stuck(
             r = wait_for(lambda: (resp := httpx.get(ready)).status_code == 503 and resp, what="503")
             assert r.json()["error"] == "worker_stuck"
             assert "has not turned its loop" in r.json()["message"]
+            # A scrape does not hang on the lock either: the database gauges give up after their timeout.
+            metrics.Exporter.min_interval = 0.0
+            try:
+                _, s = scrape(bridge.base_url)
+            finally:
+                metrics.Exporter.min_interval = 1.0
+            assert value(s, "alertbridge_database_up") == 0
+            assert value(s, "alertbridge_outbox_rows", status="pending") is None
+            age = value(s, "alertbridge_worker_loop_age_seconds")
+            assert age is not None and age > 0.5
         wait_for(lambda: httpx.get(ready).status_code == 200, what="ready again")
 
 
