@@ -28,14 +28,18 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines print full URLs
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    """One logging configuration for everything in the process (uvicorn's and Alembic's loggers too), as text
+    or as one JSON object per line (ALERTBRIDGE_LOG_FORMAT)."""
+    from alertbridge import logs
+
+    if fmt not in logs.FORMATS:
+        print(
+            f"alertbridge: ALERTBRIDGE_LOG_FORMAT must be one of {', '.join(logs.FORMATS)} (got {fmt!r})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    logs.configure(level, fmt, sys.stderr)
 
 
 def _load_config(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int = 8080) -> tuple[Any, bool]:
@@ -110,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             callback_url=callback if demo else None,
             callback_headers={"X-Bridge-Token": DEMO_CALLBACK_TOKEN},
         )
-    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
+    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator, demo=demo)
     if demo:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
@@ -124,6 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         access_log=False,
+        log_config=None,  # our logging configuration (app.logs) formats uvicorn's lines too
         log_level=settings.LOG_LEVEL.lower(),
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
@@ -137,9 +142,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alertbridge.main import build_worker, worker_database
+    from alertbridge.main import build_worker, build_worker_app, worker_database
 
-    config, bridge, url, _ = _prepare(args)
+    loaded = _load_config(args)
+    host = args.metrics_host or loaded[0].worker.metrics_host
+    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
+    http = _MetricsServer(host, port)
+    http.bind()  # before the database and migrations: a port in use is a one-line error
+    config, bridge, url, _ = _prepare(args, loaded)
 
     async def run() -> None:
         db = worker_database(url, config)
@@ -150,8 +160,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, worker.stop)
         log.info("worker %s delivering for %s", worker.name, ", ".join(bridge.routes) or "no integrations")
         try:
+            await http.start(build_worker_app(db, worker, config.worker.stuck_after_seconds))
             await worker.run_forever()
         finally:
+            await http.stop()
             await worker.client.aclose()
             await db.close()
             if bridge.http is not None:
@@ -159,6 +171,62 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+class _MetricsServer:
+    """The standalone worker's HTTP server (/metrics, /healthz, /readyz) on uvicorn, inside the worker's event
+    loop. Signals stay with the worker: SIGTERM stops the worker, which then stops this server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: Any = None
+        self.server: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    def bind(self) -> None:
+        import socket
+
+        if not self.port:
+            return
+        try:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError as exc:
+            raise CliError(f"worker: cannot serve /metrics on {self.host}:{self.port}: {exc.strerror or exc}") from None
+        self.sock = sock
+
+    async def start(self, app: Any) -> None:
+        import contextlib
+
+        import uvicorn
+
+        from alertbridge import settings
+
+        if self.sock is None:
+            return
+
+        class Server(uvicorn.Server):
+            def capture_signals(self):  # type: ignore[no-untyped-def,override]
+                return contextlib.nullcontext()  # the worker's handlers stay in place
+
+        config = uvicorn.Config(
+            app, access_log=False, log_config=None, log_level=settings.LOG_LEVEL.lower(), lifespan="off"
+        )
+        self.server = Server(config)
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        log.info("worker metrics on http://%s:%s/metrics (/healthz, /readyz)", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.server.should_exit = True
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -347,7 +415,14 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         args.port,
         "any" if not args.api_key else f"{len(args.api_key)} configured key(s)",
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.LOG_LEVEL.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=settings.LOG_LEVEL.lower(),
+        access_log=False,
+    )
     return 0
 
 
@@ -374,6 +449,12 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run only the delivery worker (several may share one database)")
     with_config(w)
     w.add_argument("--no-migrate", action="store_true")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz, /readyz (default: [worker].metrics_port, 9108; 0: off)",
+    )
+    w.add_argument("--metrics-host", help="address of that server (default: [worker].metrics_host, 127.0.0.1)")
     w.set_defaults(func=cmd_worker)
 
     m = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -434,7 +515,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from alertbridge import settings
 
-    _setup_logging(settings.LOG_LEVEL)
+    _setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["psql"]:  # everything after `psql` (but --config) is for psql itself
         args, rest = parser().parse_known_args(argv)

@@ -76,6 +76,15 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class WorkerConfig:
+    """`[worker]`: the standalone `alertbridge worker`'s HTTP server, and when a worker counts as stuck."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108  # 0: no HTTP server
+    stuck_after_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class RenderingConfig:
     timeout_seconds: float = 2.0
     max_output_bytes: int = 4_194_304
@@ -152,6 +161,7 @@ class Config:
     integrations: tuple[IntegrationConfig, ...]
     source: str  # the config file's path, or "<demo>"
     base_dir: Path  # folder against which relative paths (templates, data_dir) resolve
+    worker: WorkerConfig = WorkerConfig()
     callbacks: CallbacksConfig = CallbacksConfig()
     retention: RetentionConfig = RetentionConfig()
 
@@ -412,6 +422,11 @@ _DELIVERY: dict[str, _Check] = {
     "lease_seconds": _number(),
     "shutdown_grace_seconds": _number(allow_zero=True),
 }
+_WORKER: dict[str, _Check] = {
+    "metrics_host": _string(),
+    "metrics_port": _integer(minimum=0, maximum=65535),
+    "stuck_after_seconds": _number(),
+}
 _RENDERING: dict[str, _Check] = {
     "timeout_seconds": _number(),
     "max_output_bytes": _integer(),
@@ -487,6 +502,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "database": _DATABASE,
     "delivery": _DELIVERY,
     "rendering": _RENDERING,
+    "worker": _WORKER,
     "integrations": _INTEGRATION,  # an array of tables: [[integrations]]
 }
 
@@ -650,6 +666,7 @@ def parse_config(
         integrations=_integrations(document.get("integrations", []), ctx),
         source=source,
         base_dir=base_dir,
+        worker=WorkerConfig(**_table(document.get("worker", {}), "worker", ctx, _WORKER, "worker")),
         callbacks=CallbacksConfig(**_table(document.get("callbacks", {}), "callbacks", ctx, _CALLBACKS, "callbacks")),
         retention=RetentionConfig(**_table(document.get("retention", {}), "retention", ctx, _RETENTION, "retention")),
     )

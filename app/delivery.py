@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from alertbridge import logs, metrics
 from alertbridge.core.retry import RetryPolicy, next_retry
 from alertbridge.db import Database, is_unavailable
 from alertbridge.opsgenie import (
@@ -128,6 +129,7 @@ class Worker:
         delay = next_retry("waiting", row.attempts + 1, row.age, self.options.retry) if waiting else None
         async with self.db.transaction() as conn:
             await attempts.record(conn, row.id, row.attempts, self.name, attempt)
+            metrics.attempt_recorded(row.integration, row.action, attempt)
             if waiting and delay is not None:
                 error = "waiting for OpsGenie to process the alias's create"
                 await outbox.mark_retry(
@@ -158,11 +160,13 @@ class Worker:
         async with self.db.transaction() as conn:
             if attempt is not None:
                 await attempts.record(conn, row.id, n, self.name, attempt)
+                metrics.attempt_recorded(row.integration, row.action, attempt)
             if outcome.kind == "delivered":
                 await outbox.mark_delivered(conn, row.id, outcome.request_id, n)
                 await aliases.after_delivery(
                     conn, row.integration, row.alias, row.generation, action=row.action, request_id=outcome.request_id
                 )
+                metrics.delivered(row)
                 return
             delay = next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
             if delay is None:
@@ -182,6 +186,7 @@ class Worker:
     # --- the loop ---------------------------------------------------------------------------------------
 
     async def _guarded(self, row: outbox.Claimed) -> None:
+        logs.bind(integration=row.integration, outbox_id=row.id, alias=row.alias, traceparent=row.traceparent)
         try:
             await self.process(row)
         except Exception as exc:  # a database failure while recording: the lease brings the row back
@@ -222,6 +227,7 @@ class Worker:
         db_backoff = 0.5
         try:
             while not self._stopping.is_set():
+                metrics.worker_heartbeat(self.name)
                 free = self.options.max_in_flight - len(self._in_flight)
                 claimed = 0
                 if free > 0:

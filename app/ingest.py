@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from alertbridge import metrics
 from alertbridge.core.plan import Plan, PlanSpec, alias_keys, plan
 from alertbridge.db import Connection, Database
 from alertbridge.filters import PRIORITY_OVERRIDES
@@ -80,7 +81,8 @@ def prepare(route: Route, inbound: Inbound) -> Prepared:
         PRIORITY_OVERRIDES: dict(route.priorities),
     }
     try:
-        raw_events = render(route.template, context, route.render_limits)
+        with metrics.render_timer(route.name):
+            raw_events = render(route.template, context, route.render_limits)
         events = [normalize_event(raw, i, route.defaults) for i, raw in enumerate(raw_events)]
     except TemplateError as exc:
         return Prepared(InboundStatus.TEMPLATE_ERROR, error=exc.to_dict())

@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alertbridge.config import Config, ConfigError, IntegrationConfig
+from alertbridge import metrics, redact
+from alertbridge.config import SENTRY_SIGNATURE_HEADER, Config, ConfigError, IntegrationConfig
 from alertbridge.core.retry import RetryPolicy
 from alertbridge.db import Database
 from alertbridge.delivery import Target, Worker, WorkerOptions
@@ -31,7 +32,7 @@ from alertbridge.retention import run_sweeper
 from alertbridge.sns import CertStore, SnsVerifier
 from alertbridge.store import integrations as integrations_store
 from alertbridge.web.auth import BodyCheck, HmacCheck
-from alertbridge.web.routes import routes
+from alertbridge.web.routes import routes, worker_routes
 from alertbridge.web.webhooks import Endpoint
 
 log = logging.getLogger("alertbridge")
@@ -80,6 +81,29 @@ def body_check(integ: IntegrationConfig, http: httpx.AsyncClient | None) -> Body
     )
 
 
+def config_secrets(config: Config) -> list[str]:
+    """Every secret of the config (tokens, signature secrets, API keys): a header or query value that carries one
+    of them is redacted whatever its name, on every integration."""
+    out: list[str] = []
+    for integ in config.integrations:
+        out += [str(t) for t in integ.tokens]
+        out.append(str(integ.target.api_key))
+        if integ.signature is not None and integ.signature.secret is not None:
+            out.append(str(integ.signature.secret))
+    return out
+
+
+def secret_headers(integ: IntegrationConfig) -> frozenset[str]:
+    """The headers of an integration whose value is a credential, whatever their name: its token header and its
+    signature header (the timestamp header is not secret)."""
+    names = {integ.token_header} if integ.token_header else set()
+    if integ.signature is not None and integ.signature.header:
+        names.add(integ.signature.header.lower())
+    if integ.signature is not None and integ.signature.kind == "sentry":
+        names.add(SENTRY_SIGNATURE_HEADER)
+    return frozenset(names)
+
+
 def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Bridge:
     """``http``: the client SNS integrations use to fetch certificates and confirm subscriptions (one is made
     when an SNS integration needs it)."""
@@ -90,6 +114,7 @@ def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Br
         max_output_bytes=config.rendering.max_output_bytes,
         max_events=config.rendering.max_events,
     )
+    secrets = redact.SecretValues(config_secrets(config))
     endpoints: dict[str, Endpoint] = {}
     routes_: dict[str, Route] = {}
     targets: dict[str, Target] = {}
@@ -119,6 +144,8 @@ def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Br
             enabled=integ.enabled,
             token_header=integ.token_header,
             signature=body_check(integ, http),
+            secret_headers=secret_headers(integ),
+            secrets=secrets,
         )
         targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key))
     return Bridge(config, endpoints, routes_, targets, templates, http)
@@ -181,8 +208,12 @@ async def sync_integrations(db: Database, bridge: Bridge) -> None:
         await integrations_store.sync_from_file(conn, rows)
 
 
+PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
 class AccessLog:
-    """One log line per request: method, path (never the query string, which may carry ?token=), status, ms."""
+    """One log line per request: method, path (never the query string, which may carry ?token=), status, ms.
+    Prometheus scrapes and health probes are logged at DEBUG."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -204,7 +235,8 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             client = scope.get("client")
-            access_log.info(
+            access_log.log(
+                logging.DEBUG if scope["path"] in PROBES else logging.INFO,  # scrapes and probes every few seconds
                 '%s "%s %s" %s %.1fms',
                 client[0] if client else "-",
                 scope["method"],
@@ -220,8 +252,10 @@ def build_app(
     *,
     run_worker: bool = True,
     emulator: Starlette | None = None,
+    demo: bool = False,
 ) -> Starlette:
-    """The bridge as an ASGI app. The lifespan opens the pools, provisions integrations, runs the worker."""
+    """The bridge as an ASGI app. The lifespan opens the pools, provisions integrations, runs the worker.
+    ``demo``: the no-config demo (the index and the 404 list the integrations)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -245,8 +279,10 @@ def build_app(
 
             stack.push_async_callback(stop_background)
             app.state.worker = None
+            pools = {"web": db}
             if run_worker:
                 wdb = await stack.enter_async_context(worker_database(database_url, bridge.config))
+                pools["worker"] = wdb
                 worker = build_worker(bridge, wdb)
                 stack.push_async_callback(worker.client.aclose)
                 task = asyncio.create_task(worker.run_forever())
@@ -255,14 +291,33 @@ def build_app(
                 async def stop_worker() -> None:
                     worker.stop()
                     await task
+                    metrics.forget_worker(worker.name)
 
                 stack.push_async_callback(stop_worker)
+            app.state.exporter = metrics.Exporter(
+                db, pools=pools, worker=app.state.worker.name if app.state.worker else None
+            )
+            await stack.enter_async_context(app.state.exporter.sampling())
             yield
 
+    metrics.declare(bridge.endpoints)
     app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.endpoints = bridge.endpoints
     app.state.max_body_bytes = bridge.config.server.max_body_bytes
     app.state.emulator_mounted = emulator is not None
     app.state.callbacks = bridge.config.callbacks
     app.state.refused = RefusedCounter()
+    app.state.demo = demo
+    app.state.stuck_after = bridge.config.worker.stuck_after_seconds
+    return app
+
+
+def build_worker_app(db: Database, worker: Worker, stuck_after: float) -> Starlette:
+    """The standalone worker's small HTTP server: /metrics, /healthz, /readyz (its pool, its loop)."""
+    app = Starlette(routes=worker_routes())
+    app.state.db = db
+    app.state.worker = worker
+    app.state.stuck_after = stuck_after
+    app.state.exporter = metrics.Exporter(db, pools={"worker": db}, worker=worker.name)
+    metrics.declare(worker.targets, webhooks=False)
     return app

@@ -5,6 +5,7 @@ ALERTBRIDGE_DATABASE_URL  postgresql://... of an external Postgres (DATABASE_URL
                           unset -> the embedded PostgreSQL in ALERTBRIDGE_DATA_DIR
 ALERTBRIDGE_DATA_DIR      where the embedded PostgreSQL keeps its data (default ./.alertbridge)
 ALERTBRIDGE_LOG_LEVEL     DEBUG | INFO | WARNING | ERROR (default INFO)
+ALERTBRIDGE_LOG_FORMAT    text | json (default text): json writes one JSON object per line on stderr
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ _db = _get("ALERTBRIDGE_DATABASE_URL") or _get("DATABASE_URL")
 DATABASE_URL: Secret | None = Secret(_db) if _db else None
 DATA_DIR: Path | None = Path(_get("ALERTBRIDGE_DATA_DIR") or "") if _get("ALERTBRIDGE_DATA_DIR") else None
 LOG_LEVEL: str = (_get("ALERTBRIDGE_LOG_LEVEL") or "INFO").upper()
+LOG_FORMAT: str = (_get("ALERTBRIDGE_LOG_FORMAT") or "text").lower()
 ENV: dict[str, str] = dict(os.environ)

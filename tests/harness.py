@@ -61,8 +61,10 @@ def make_config(base_url: str, base_dir: Path = FIXTURES, **kwargs: Any) -> Conf
 
 
 @contextmanager
-def run_bridge(config: Config, database_url: str, *, run_worker: bool = True) -> Iterator[RunningServer]:
-    app = build_app(build_bridge(config), database_url, run_worker=run_worker)
+def run_bridge(
+    config: Config, database_url: str, *, run_worker: bool = True, demo: bool = False
+) -> Iterator[RunningServer]:
+    app = build_app(build_bridge(config), database_url, run_worker=run_worker, demo=demo)
     with serve_app(app, lifespan="on") as server:
         yield server
 

@@ -21,6 +21,7 @@ from alertbridge.config import (
     ServerConfig,
     SignatureConfig,
     TargetConfig,
+    WorkerConfig,
     _key_paths,
     demo_config,
     load_config,
@@ -1012,6 +1013,7 @@ def test_schema_matches_the_dataclasses() -> None:
         | names(DatabaseConfig, "database")
         | names(DeliveryConfig, "delivery")
         | names(RenderingConfig, "rendering")
+        | names(WorkerConfig, "worker")
         | names(IntegrationConfig, "integrations", skip=("target", "signature"))
         | names(TargetConfig, "integrations.target")
         | names(SignatureConfig, "integrations.signature")

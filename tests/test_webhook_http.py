@@ -78,14 +78,22 @@ def test_second_token_and_query_token_are_accepted_and_redacted(bridge: RunningS
     assert rows[1]["query"] == {"token": "[redacted]", "region": "eu"}
 
 
-def test_unknown_integration_is_404(bridge: RunningServer) -> None:
+def test_unknown_integration_is_404_and_names_no_integration(bridge: RunningServer) -> None:
+    """Outside the demo, neither the 404 nor the index tells a stranger which integrations exist."""
     r = post(bridge, b"{}", integration="nope")
     assert r.status_code == 404
-    assert r.json() == {
-        "error": "unknown_integration",
-        "message": "no integration named 'nope' is configured",
-        "integrations": ["alertmanager", "generic"],
-    }
+    assert r.json() == {"error": "unknown_integration", "message": "no integration named 'nope' is configured"}
+    index = httpx.get(bridge.base_url + "/").json()
+    assert index.keys() == {"name", "version"}
+    assert "alertmanager" not in r.text + json.dumps(index)
+
+
+def test_demo_mode_lists_the_integrations(emulator: RunningEmulator, database_url: str) -> None:
+    with run_bridge(make_config(emulator.base_url), database_url, run_worker=False, demo=True) as server:
+        r = post(server, b"{}", integration="nope")
+        index = httpx.get(server.base_url + "/").json()
+    assert r.status_code == 404 and r.json()["integrations"] == ["alertmanager", "generic"]
+    assert index["webhooks"] == {n: f"{server.base_url}/webhooks/{n}" for n in ("alertmanager", "generic")}
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,9 @@ async def get(conn: Connection, integration: str, alias: str) -> dict[str, Any] 
         "SELECT * FROM aliases WHERE integration = %(i)s AND alias = %(a)s", {"i": integration, "a": alias}
     )
     return await cur.fetchone()
+
+
+async def count_by_state(conn: Connection) -> dict[tuple[str, str], int]:
+    """(integration, state) -> number of aliases (for the alertbridge_aliases gauge)."""
+    cur = await conn.execute("SELECT integration, state, count(*) AS n FROM aliases GROUP BY integration, state")
+    return {(str(r["integration"]), str(r["state"])): int(r["n"]) for r in await cur.fetchall()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -101,6 +102,7 @@ class Claimed:
     traceparent: str | None
     attempts: int
     age: float  # seconds since queued
+    created_at: datetime | None = None  # when the webhook was accepted (accept-to-delivered time)
 
 
 _CLAIM = """
@@ -121,7 +123,7 @@ UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
                     lease_until = now() + make_interval(secs => %(lease)s)
 FROM due WHERE o.id = due.id
 RETURNING o.id, o.integration, o.action, o.alias, o.opsgenie_alias, o.generation, o.payload,
-          o.traceparent, o.attempts, extract(epoch FROM now() - o.queued_at)::float8 AS age
+          o.traceparent, o.attempts, extract(epoch FROM now() - o.queued_at)::float8 AS age, o.created_at
 """
 
 
@@ -195,3 +197,22 @@ async def requeue_dead(
     if requeued:
         await notify(conn)
     return requeued
+
+
+# --- gauges (read when /metrics is scraped) ------------------------------------------------------------------
+
+
+async def count_by_status(conn: Connection) -> dict[str, int]:
+    """Rows per status (the caller sets a statement timeout: this reads the whole table)."""
+    cur = await conn.execute("SELECT status, count(*) AS n FROM outbox GROUP BY status")
+    return {str(r["status"]): int(r["n"]) for r in await cur.fetchall()}
+
+
+async def oldest_pending_seconds(conn: Connection) -> float:
+    """Age of the oldest row waiting for delivery (since it was queued or re-queued); 0 when none waits."""
+    cur = await conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0)::float8 AS age "
+        "FROM outbox WHERE status IN ('pending', 'in_flight')"
+    )
+    row = await cur.fetchone()
+    return float(row["age"]) if row else 0.0

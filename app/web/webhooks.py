@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from alertbridge import redact
+from alertbridge import logs, metrics, redact
 from alertbridge.db import Database, is_unavailable
 from alertbridge.ingest import Inbound, Route, ingest, record_handshake, record_too_large
 from alertbridge.signatures import SignatureError
@@ -29,6 +29,22 @@ class Endpoint:
     enabled: bool = True
     token_header: str | None = None  # lower-cased
     signature: BodyCheck | None = None
+    # Lower-cased header names whose value is always redacted (the token header, the signature header).
+    secret_headers: frozenset[str] = frozenset()
+    # Every configured secret (tokens, signature secrets, API keys): any header or query value carrying one is
+    # redacted, whatever its name.
+    secrets: redact.SecretValues = field(default_factory=lambda: redact.SecretValues(()))
+
+    def is_secret_value(self, value: str) -> bool:
+        """Does ``value`` carry a configured secret (alone, as "Bearer <s>", in Basic credentials, in a list)?
+        Compared in constant time."""
+        return self.secrets(value)
+
+    def redacted_headers(self, request: Request) -> dict[str, str]:
+        return redact.headers(request.headers.items(), is_secret=self.is_secret_value, names=self.secret_headers)
+
+    def redacted_query(self, request: Request) -> dict[str, str]:
+        return redact.query(request.query_params.multi_items(), is_secret=self.is_secret_value)
 
     def authenticated(self, request: Request) -> bool:
         """The token part of authentication (the signature part needs the body)."""
@@ -63,28 +79,45 @@ async def read_capped(request: Request, limit: int) -> bytes | None:
 async def receive(request: Request) -> JSONResponse:
     name = request.path_params["integration"]
     endpoints: dict[str, Endpoint] = request.app.state.endpoints
-    db: Database = request.app.state.db
-    max_body: int = request.app.state.max_body_bytes
     endpoint = endpoints.get(name)
     remote = request.client.host if request.client else None
     if endpoint is None or not endpoint.enabled:
         request.app.state.refused.add(name, remote, "unknown_integration")
-        return error(
-            404,
-            "unknown_integration",
-            f"no integration named {name!r} is configured",
-            integrations=sorted(n for n, e in endpoints.items() if e.enabled),
-        )
+        # Integration names are listed only in demo mode: elsewhere they would tell a stranger what to attack.
+        names = sorted(n for n, e in endpoints.items() if e.enabled) if request.app.state.demo else None
+        extra = {"integrations": names} if names is not None else {}
+        return error(404, "unknown_integration", f"no integration named {name!r} is configured", **extra)
+    with logs.context(integration=name, traceparent=request.headers.get("traceparent")):
+        status, body = await _receive(request, name, endpoint)
+        label = metrics.webhook_status(status, body.get("error"))
+        metrics.webhook_received(name, label)
+        with logs.context(inbound_id=body.get("id")):
+            if label in ("template_error", "payload_error"):
+                where = f" (line {body['line']})" if body.get("line") else ""
+                log.warning("webhook stored as %s: %s%s", label, str(body.get("message", ""))[:500], where)
+            elif label == "unauthorized":
+                log.info("webhook refused: %s", body.get("error"))
+    return JSONResponse(body, status_code=status, headers={"Retry-After": "5"} if status == 503 else None)
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": code, "message": message}
+
+
+async def _receive(request: Request, name: str, endpoint: Endpoint) -> tuple[int, dict[str, Any]]:
+    db: Database = request.app.state.db
+    max_body: int = request.app.state.max_body_bytes
+    remote = request.client.host if request.client else None
     if not endpoint.authenticated(request):
         request.app.state.refused.add(name, remote, "unauthorized")
         where = f", or the {endpoint.token_header} header" if endpoint.token_header else ""
-        return error(401, "unauthorized", UNAUTHORIZED + where)
+        return _error(401, "unauthorized", UNAUTHORIZED + where)
 
     inbound_meta = Inbound(
         body=b"",
         content_type=request.headers.get("content-type"),
-        headers=redact.headers(request.headers.items()),
-        query=redact.query(request.query_params.multi_items()),
+        headers=endpoint.redacted_headers(request),
+        query=endpoint.redacted_query(request),
         remote_addr=request.client.host if request.client else None,
         traceparent=request.headers.get("traceparent"),
     )
@@ -94,9 +127,9 @@ async def receive(request: Request) -> JSONResponse:
         body = None if declared_size is not None and declared_size > max_body else await read_capped(request, max_body)
         if body is None:
             if not endpoint.tokens and endpoint.signature is not None:  # not authenticated yet: store nothing
-                return error(413, "body_too_large", f"body is larger than {max_body} bytes")
+                return _error(413, "body_too_large", f"body is larger than {max_body} bytes")
             result = await record_too_large(db, endpoint.route, inbound_meta, declared_size, max_body)
-            return JSONResponse(result.body, status_code=result.status)
+            return result.status, result.body
         inbound = replace(inbound_meta, body=body)
         message = None
         if endpoint.signature is not None:
@@ -105,18 +138,18 @@ async def receive(request: Request) -> JSONResponse:
             except SignatureError as exc:
                 log.info("signature refused for %s: %s", name, exc.message)
                 request.app.state.refused.add(name, remote, "bad_signature")
-                return error(401, "bad_signature", exc.message)
+                return _error(401, "bad_signature", exc.message)
         if isinstance(endpoint.signature, SnsVerifier) and message and message.get("Type") in HANDSHAKE_TYPES:
             answer = await endpoint.signature.handshake(message)
             result = await record_handshake(db, endpoint.route, inbound, answer)
         else:
             result = await ingest(db, endpoint.route, inbound)
     except ClientDisconnect:
-        return error(400, "client_disconnected", "the client went away before the body was complete")
+        return _error(400, "client_disconnected", "the client went away before the body was complete")
     except Exception as exc:
         if is_unavailable(exc):
             log.warning("database unavailable; answering 503 to %s", name)
-            return error(503, "database_unavailable", "the database is unavailable; nothing was stored: retry later")
+            return _error(503, "database_unavailable", "the database is unavailable; nothing was stored: retry later")
         log.exception("unexpected error while ingesting a webhook for %s", name)
-        return error(500, "internal_error", "unexpected error; nothing was stored; see the bridge's log")
-    return JSONResponse(result.body, status_code=result.status)
+        return _error(500, "internal_error", "unexpected error; nothing was stored; see the bridge's log")
+    return result.status, result.body
