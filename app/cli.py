@@ -342,7 +342,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     """Remove what is older than [retention] allows, now; with --dry-run only count it."""
     from alertbridge.db import Database
-    from alertbridge.retention import current_cutoffs, prune
+    from alertbridge.retention import PACE, current_cutoffs, prune
 
     config, _ = _load_config(args)
     url = _database_url(config)
@@ -358,7 +358,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, int]:
         async with Database(url, size=2, name="alertbridge-prune") as db:
-            return await prune(db, retention, dry_run=args.dry_run, progress=None if args.dry_run else show)
+            pace = 0.0 if args.no_pace else PACE
+            return await prune(db, retention, dry_run=args.dry_run, progress=None if args.dry_run else show, pace=pace)
 
     result = asyncio.run(run())
     if not args.dry_run and any(result.values()):
@@ -491,6 +492,7 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="remove data older than [retention] allows (the running bridge also does)")
     with_config(pr)
     pr.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    pr.add_argument("--no-pace", action="store_true", help="run flat out (default: pause between batches for ingest)")
     pr.add_argument("--no-migrate", action="store_true")
     pr.set_defaults(func=cmd_prune)
 

@@ -140,6 +140,7 @@ class Alias(Base):
     __table_args__ = (
         CheckConstraint(f"state IN ({_values(AliasState)})", name="state"),
         Index("ix_aliases_opsgenie_alias", "opsgenie_alias"),  # callbacks name the alias we sent
+        Index("ix_aliases_last_outbox", "last_outbox_id"),  # keeps the foreign key cheap when outbox rows go
     )
 
     integration: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -284,6 +285,7 @@ class Outbox(Base):
             postgresql_where=text("status IN ('pending', 'in_flight')"),
         ),
         Index("ix_outbox_inbound", "inbound_id"),
+        Index("ix_outbox_replay", "replay_id", postgresql_where=text("replay_id IS NOT NULL")),
         Index("ix_outbox_integration_alias", "integration", "alias"),
     )
 
@@ -336,6 +338,10 @@ class AliasHistory(Base):
         CheckConstraint(f"origin IN ({_values(HistoryOrigin)})", name="origin"),
         Index("ix_alias_history_alias", "integration", "alias", "id"),
         Index("ix_alias_history_at", "at"),
+        # Foreign keys are maintained through these when retention deletes the rows they point at.
+        Index("ix_alias_history_inbound", "inbound_id", postgresql_where=text("inbound_id IS NOT NULL")),
+        Index("ix_alias_history_outbox", "outbox_id", postgresql_where=text("outbox_id IS NOT NULL")),
+        Index("ix_alias_history_callback", "callback_id", postgresql_where=text("callback_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

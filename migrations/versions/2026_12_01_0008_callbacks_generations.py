@@ -111,6 +111,15 @@ def upgrade() -> None:
         ["id"],
         ondelete="SET NULL",
     )
+    # Indexes behind the foreign keys, so deleting old rows (retention) does not scan whole tables.
+    for name, table, column in (
+        ("ix_alias_history_inbound", "alias_history", "inbound_id"),
+        ("ix_alias_history_outbox", "alias_history", "outbox_id"),
+        ("ix_alias_history_callback", "alias_history", "callback_id"),
+        ("ix_outbox_replay", "outbox", "replay_id"),
+    ):
+        op.create_index(name, table, [column], unique=False, postgresql_where=sa.text(f"{column} IS NOT NULL"))
+    op.create_index("ix_aliases_last_outbox", "aliases", ["last_outbox_id"], unique=False)
     op.create_table(
         "refused_webhooks",
         sa.Column("minute", TS, nullable=False),
@@ -124,6 +133,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("refused_webhooks")
+    op.drop_index("ix_aliases_last_outbox", table_name="aliases")
+    for name, table, column in (
+        ("ix_alias_history_inbound", "alias_history", "inbound_id"),
+        ("ix_alias_history_outbox", "alias_history", "outbox_id"),
+        ("ix_alias_history_callback", "alias_history", "callback_id"),
+        ("ix_outbox_replay", "outbox", "replay_id"),
+    ):
+        op.drop_index(name, table_name=table, postgresql_where=sa.text(f"{column} IS NOT NULL"))
     op.drop_constraint(op.f("fk_alias_history_callback_id_callbacks"), "alias_history", type_="foreignkey")
     op.drop_column("alias_history", "callback_id")
     op.drop_index("uq_callbacks_dedup", table_name="callbacks", postgresql_where=sa.text("outcome <> 'duplicate'"))
