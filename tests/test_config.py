@@ -926,10 +926,11 @@ def test_data_dir_resolution(tmp_path: Path) -> None:
         == tmp_path / "abs"
     )
     assert parse_config("", {}, base_dir=base).database.data_dir == base / ".alertbridge"
-    # ALERTBRIDGE_DATA_DIR is applied by the caller (it overrides the file), not by the parser.
-    assert (
-        parse_config("", {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}, base_dir=base).database.data_dir == base / ".alertbridge"
-    )
+    # The environment wins over the file; a relative path there is relative to the working directory.
+    env = {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}
+    assert parse_config('[database]\ndata_dir = "pg"', env, base_dir=base).database.data_dir == Path("/srv/ab")
+    env = {"ALERTBRIDGE_DATA_DIR": "old", "ALERTBRIDGE_DATABASE_DATA_DIR": "new"}  # the older name loses
+    assert parse_config("", env, base_dir=base).database.data_dir == Path("new")
 
 
 def test_load_config_reads_the_file_relative_to_its_folder(tmp_path: Path) -> None:
