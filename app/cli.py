@@ -157,14 +157,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
     )
-    server = uvicorn.Server(uv)
-    try:
-        server.run()
-    except Terminated as exc:
-        # uvicorn handles SIGTERM (graceful shutdown) and re-raises it once done: a clean shutdown exits 0.
-        if exc.signum != signal.SIGTERM or not server.should_exit:
-            raise
-    return 0
+    server = _Server(uv)
+    server.run()
+    # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
+    return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
+
+
+class _Server:
+    """uvicorn's Server, which stops gracefully on SIGINT/SIGTERM but does not raise the signal again afterwards
+    (uvicorn does, and a KeyboardInterrupt raised then can land anywhere, even in the exit handlers that stop the
+    embedded PostgreSQL): the signal becomes the exit status instead."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            stopped_by: list[int]
+
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                self.stopped_by.append(sig)
+                super().handle_exit(sig, frame)
+
+            @contextlib.contextmanager
+            def capture_signals(self):  # type: ignore[no-untyped-def,override]
+                handled = (signal.SIGINT, signal.SIGTERM)
+                original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+                try:
+                    yield
+                finally:
+                    for sig, handler in original.items():
+                        signal.signal(sig, handler)
+
+        server = Server(config)
+        server.stopped_by = []
+        return server
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
