@@ -1,7 +1,8 @@
 """The TOML config file: text and an environment mapping in, frozen dataclasses out.
 
 - `model`: the dataclasses and `ConfigError` (which lists every problem found);
-- `schema`: every accepted key and the checker of its value;
+- `values`: the checker of each kind of value, and the context that collects every error;
+- `schema`: every accepted key, by table, with its checker;
 - `env`: scalar settings from ALERTBRIDGE_<SECTION>_<KEY> environment variables, which win over the file;
 - `parse`: the sections, `parse_config`, `load_config` and `inspect_config` (all errors at once);
 - `demo`: the no-config-file demo.
@@ -35,8 +36,8 @@ from alertbridge.config.parse import (
     load_config,
     parse_config,
 )
-from alertbridge.config.schema import MIN_TOKEN_LENGTH, NAME_PATTERN
 from alertbridge.config.schema import key_paths as _key_paths
+from alertbridge.config.values import MIN_TOKEN_LENGTH, NAME_PATTERN
 
 __all__ = [
     "DEMO_API_KEY",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alertbridge.config.model import SCALAR_SECTIONS
-from alertbridge.config.schema import Check, Ctx
+from alertbridge.config.values import Check, Ctx
 
 PREFIX = "ALERTBRIDGE_"
 #: Names read after the canonical one: DATABASE_URL (the usual name on platforms that provide a database) and

@@ -31,7 +31,7 @@ from alertbridge.config.model import (
     TargetConfig,
     WorkerConfig,
 )
-from alertbridge.config.schema import MISSING, Ctx
+from alertbridge.config.values import MIN_TOKEN_LENGTH, MISSING, Ctx, type_name
 
 ENV_SOURCE = "environment"
 
@@ -163,7 +163,7 @@ def _integration(raw: Any, path: str, ctx: Ctx, templates: list[TemplateRef]) ->
     if "tokens" in raw and "tokens" not in values:
         pass  # reported by the tokens checker
     elif not tokens and not open_door and not signed:
-        if _required(raw, "tokens", path, ctx, f" (a list of at least one token of {s.MIN_TOKEN_LENGTH}+ characters)"):
+        if _required(raw, "tokens", path, ctx, f" (a list of at least one token of {MIN_TOKEN_LENGTH}+ characters)"):
             ctx.report(
                 f"{path}.tokens",
                 "must not be empty (set allow_unauthenticated = true to accept any request, "
@@ -181,7 +181,7 @@ def _integration(raw: Any, path: str, ctx: Ctx, templates: list[TemplateRef]) ->
 
 def _integrations(raw: Any, ctx: Ctx, templates: list[TemplateRef]) -> tuple[IntegrationConfig, ...]:
     if not isinstance(raw, list):
-        ctx.report("integrations", f"must be an array of tables, written [[integrations]] (got {s.type_name(raw)})")
+        ctx.report("integrations", f"must be an array of tables, written [[integrations]] (got {type_name(raw)})")
         return ()
     integrations: list[IntegrationConfig] = []
     first_index: dict[str, int] = {}
