@@ -3,9 +3,8 @@
 A thin layer over library functions. This module (with app.main and migrations/env.py) is where settings are
 read and engines and clients are built.
 
-Every exit path ends in a normal interpreter exit, so the embedded PostgreSQL's exit handler runs (app.embedded):
-SIGTERM and SIGHUP become `Terminated` (a SystemExit), SIGINT a KeyboardInterrupt, a closed stdout is not a
-traceback, and errors users can fix are one line (`CliError`).
+Every exit path ends in a normal interpreter exit, so the embedded PostgreSQL's exit handler runs (app.process:
+signals, a closed stdout); errors users can fix are one line (`CliError`).
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from alertbridge import __version__
+from alertbridge import __version__, process
 
 log = logging.getLogger("alertbridge")
 
@@ -36,18 +34,6 @@ class CliError(Exception):
     def __init__(self, message: str, *, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
-
-
-class Terminated(SystemExit):
-    """SIGTERM or SIGHUP arrived: leave through the normal exit path (exit handlers run), status 128 + signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated(signum)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -92,25 +78,8 @@ def _database_url(config: Any) -> str:
         return str(config.database.url)
     data_dir = Path(config.database.data_dir)
     log.info("embedded PostgreSQL: %s", embedded.pgdata_of(data_dir))
-    with _signals_held():
+    with process.signals_held():
         return embedded.start(data_dir)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGTERM, SIGINT and SIGHUP while the embedded PostgreSQL starts: an initdb or a `pg_ctl start` killed
-    half-way can leave a broken data folder or a server that nobody stops. The first one that arrived takes effect
-    as soon as the server is up (its exit handler then stops it)."""
-    received: list[int] = []
-    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in handled}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            signal.raise_signal(received[0])
 
 
 def _migrate(url: str) -> None:
@@ -175,40 +144,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
     )
-    server = _Server(uv)
+    server = process.graceful_server(uv)
     server.run()
     # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
     return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
-
-
-class _Server:
-    """uvicorn's Server, which stops gracefully on SIGINT/SIGTERM but does not raise the signal again afterwards
-    (uvicorn does, and a KeyboardInterrupt raised then can land anywhere, even in the exit handlers that stop the
-    embedded PostgreSQL): the signal becomes the exit status instead."""
-
-    def __new__(cls, config: Any) -> Any:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            stopped_by: list[int]
-
-            def handle_exit(self, sig: int, frame: Any) -> None:
-                self.stopped_by.append(sig)
-                super().handle_exit(sig, frame)
-
-            @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[no-untyped-def,override]
-                handled = (signal.SIGINT, signal.SIGTERM)
-                original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-                try:
-                    yield
-                finally:
-                    for sig, handler in original.items():
-                        signal.signal(sig, handler)
-
-        server = Server(config)
-        server.stopped_by = []
-        return server
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -269,7 +208,6 @@ class _MetricsServer:
         self.sock = sock
 
     async def start(self, app: Any) -> None:
-        import contextlib
 
         import uvicorn
 
@@ -539,15 +477,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stdout_closed() -> int:
-    """The reader of our stdout went away (`alertbridge render ... | head -1`): no traceback, and no second error
-    when Python flushes stdout at exit. Status 141 = 128 + SIGPIPE, as a process killed by it."""
-    with contextlib.suppress(OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return 141
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from alertbridge import settings
 
@@ -568,8 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     _setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
+    process.terminate_on_signals()
     try:
         status = int(args.func(args))
         sys.stdout.flush()  # here, so that a closed pipe is caught below
@@ -581,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return _stdout_closed()
+        return process.stdout_closed()
 
 
 if __name__ == "__main__":
