@@ -5,11 +5,14 @@ things a new user meets first (no subcommand, a bad log level, db-url without se
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,17 +37,30 @@ def postmasters(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
+@contextmanager
+def embedded_data_dir() -> Iterator[Path]:
+    """A data dir for an embedded server, removed afterwards with whatever a failed test left running there.
+
+    Not under pytest's basetemp: a pytest session that starts meanwhile resets `/tmp/pytest-of-<user>` to mode
+    0700, and the server (run as another user when we are root) could no longer reach its files."""
+    base = Path(tempfile.mkdtemp(prefix="alertbridge-test-data-"))
+    path = base / "data"
+    try:
+        yield path
+    finally:
+        for proc in postmasters(path.resolve() / "pgdata"):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except psutil.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data dir for the embedded server; whatever a failed test left running there is stopped afterwards."""
-    path = tmp_path / "data"
-    yield path
-    for proc in postmasters(path / "pgdata"):
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except psutil.TimeoutExpired:
-            proc.kill()
+def data_dir() -> Iterator[Path]:
+    with embedded_data_dir() as path:
+        yield path
 
 
 def no_postmaster_left(data_dir: Path) -> bool:

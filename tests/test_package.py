@@ -28,7 +28,7 @@ from sqlalchemy import make_url
 from alertbridge.check import SAMPLES_DIR
 from tests.harness import FIXTURES, wait_for
 from tests.test_cli import cli_env, free_port
-from tests.test_cli_exits import postmasters
+from tests.test_cli_exits import embedded_data_dir, postmasters
 
 pytestmark = pytest.mark.slow
 
@@ -192,8 +192,12 @@ def test_migrate_from_the_wheel(installed: Installed, pg_admin_url: str) -> None
 
 
 def test_serve_the_demo_from_the_wheel(installed: Installed) -> None:
+    with embedded_data_dir() as data:
+        serve_the_demo(installed, data)
+
+
+def serve_the_demo(installed: Installed, data: Path) -> None:
     port = free_port()
-    data = installed.elsewhere / "demo-data"
     log = installed.elsewhere / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
