@@ -1,13 +1,17 @@
-"""``alertbridge`` command line: serve | worker | migrate | render | replay | emulator | db-url | psql.
+"""``alertbridge`` command line: serve | worker | migrate | check | render | replay | emulator | db-url | psql.
 
 A thin layer over library functions. This module (with app.main and migrations/env.py) is where settings are
 read and engines and clients are built.
+
+Every exit path ends in a normal interpreter exit, so the embedded PostgreSQL's exit handler runs (app.process:
+signals, a closed stdout); errors users can fix are one line (`CliError`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -17,15 +21,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from alertbridge import __version__
+from alertbridge import __version__, process
 
 log = logging.getLogger("alertbridge")
 
-DEMO_API_KEY = "demo-key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+    """A user-facing error: printed as one line per problem, exit status `status` (2 unless said)."""
+
+    def __init__(self, message: str, *, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _setup_logging(level: str, fmt: str = "text") -> None:
@@ -51,30 +64,37 @@ def _load_config(args: argparse.Namespace, *, host: str = "127.0.0.1", port: int
     try:
         if path:
             return load_config(path, settings.ENV), False
-        return demo_config(f"http://{host}:{port}/emulator", data_dir=Path(".alertbridge")), True
+        return demo_config(f"http://{host}:{port}/emulator", data_dir=Path(".alertbridge"), env=settings.ENV), True
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
 
-def _database_url(config: Any, *, start_embedded: bool = True) -> str:
-    """ALERTBRIDGE_DATABASE_URL (or DATABASE_URL), else [database].url, else the embedded PostgreSQL."""
-    from alertbridge import embedded, settings
+def _database_url(config: Any) -> str:
+    """[database].url (ALERTBRIDGE_DATABASE_URL, then DATABASE_URL, win over the file), else the embedded
+    PostgreSQL in [database].data_dir (ALERTBRIDGE_DATABASE_DATA_DIR / ALERTBRIDGE_DATA_DIR)."""
+    from alertbridge import embedded
 
-    if settings.DATABASE_URL is not None:
-        return str(settings.DATABASE_URL)
     if config.database.url is not None:
         return str(config.database.url)
-    if not start_embedded:
-        raise CliError("no database configured (ALERTBRIDGE_DATABASE_URL or [database].url)")
-    data_dir = settings.DATA_DIR or config.database.data_dir
-    log.info("embedded PostgreSQL: %s", Path(data_dir).resolve() / "pgdata")
-    return embedded.start(Path(data_dir))
+    data_dir = Path(config.database.data_dir)
+    log.info("embedded PostgreSQL: %s", embedded.pgdata_of(data_dir))
+    with process.signals_held():
+        return embedded.start(data_dir)
+
+
+def _migrate(url: str) -> None:
+    from alertbridge.db import migrate
+
+    try:
+        migrate(url)
+    except Exception as exc:
+        log.debug("migration failed", exc_info=True)
+        raise CliError(f"database migration failed: {_one_line(exc)}") from None
 
 
 def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -> tuple[Any, Any, str, bool]:
     """Config (loaded here unless given), the bridge built from it, the database URL (migrated)."""
     from alertbridge.config import ConfigError
-    from alertbridge.db import migrate
     from alertbridge.main import build_bridge
 
     config, demo = loaded or _load_config(args)
@@ -84,7 +104,7 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
         raise CliError(str(exc)) from None
     url = _database_url(config)
     if not getattr(args, "no_migrate", False):
-        migrate(url)
+        _migrate(url)
     return config, bridge, url, demo
 
 
@@ -95,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from alertbridge import settings
+    from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
     from alertbridge.main import build_app
 
@@ -133,12 +154,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
     )
-    server = uvicorn.Server(uv)
-    # uvicorn handles SIGTERM (graceful shutdown) and re-raises it afterwards; with this handler in place the
-    # re-raised signal is a no-op, so a clean shutdown exits 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server = process.graceful_server(uv)
     server.run()
-    return 0
+    # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
+    return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -199,7 +218,6 @@ class _MetricsServer:
         self.sock = sock
 
     async def start(self, app: Any) -> None:
-        import contextlib
 
         import uvicorn
 
@@ -230,21 +248,48 @@ class _MetricsServer:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from alertbridge.db import migrate
-
     config, _ = _load_config(args)
-    url = _database_url(config)
-    migrate(url)
+    _migrate(_database_url(config))
     print("database is at the latest revision")
     return 0
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
+    """The configured URL as it is (password included: it is for psql, and it is the caller's own setting), or the
+    URL of the embedded server a running `serve` keeps up. Never starts a server: it would stop again when this
+    command exits, and the URL would point at nothing."""
+    from alertbridge import embedded
     from alertbridge.db import libpq_url
 
     config, _ = _load_config(args)
-    print(libpq_url(_database_url(config)))
+    if config.database.url is not None:
+        print(libpq_url(str(config.database.url)))
+        return 0
+    url = embedded.running_url(Path(config.database.data_dir))
+    if url is None:
+        raise CliError(
+            f"no embedded PostgreSQL is running in {embedded.pgdata_of(Path(config.database.data_dir))}: start "
+            "`alertbridge serve` (from the same folder, or with the same config or ALERTBRIDGE_DATA_DIR) and run "
+            "this again, or use `alertbridge psql`, which starts the server for its session; with an external "
+            "database, set ALERTBRIDGE_DATABASE_URL",
+            status=1,
+        )
+    print(url)
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from alertbridge import settings
+    from alertbridge.check import check_file
+
+    path = args.config or settings.CONFIG_PATH
+    if not path:
+        raise CliError("name the config file to check: alertbridge check --config FILE (or set ALERTBRIDGE_CONFIG)")
+    result = check_file(path, settings.ENV)
+    for problem in result.problems:
+        print(problem)
+    print(result.summary(path))
+    return 1 if result.problems else 0
 
 
 def cmd_psql(args: argparse.Namespace) -> int:
@@ -255,7 +300,7 @@ def cmd_psql(args: argparse.Namespace) -> int:
     from alertbridge.embedded import psql_path
 
     config, _ = _load_config(args)
-    url = libpq_url(_database_url(config, start_embedded=True))
+    url = libpq_url(_database_url(config))
     psql = str(psql_path() or shutil.which("psql") or "")
     if not psql:
         raise CliError("psql not found")
@@ -438,7 +483,7 @@ def parser() -> argparse.ArgumentParser:
     def with_config(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", "-c", help="TOML config file (default: $ALERTBRIDGE_CONFIG; none: demo mode)")
 
-    s = sub.add_parser("serve", help="run the bridge: webhook receiver + delivery worker (default command)")
+    s = sub.add_parser("serve", help="run the bridge: webhook receiver + delivery worker")
     with_config(s)
     s.add_argument("--host", help="listen address (default: [server].host, 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default: [server].port, 8080)")
@@ -461,6 +506,13 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="apply database migrations and exit")
     with_config(m)
     m.set_defaults(func=cmd_migrate)
+
+    c = sub.add_parser(
+        "check",
+        help="check a config file: every error at once, every template compiled, built-in samples rendered",
+    )
+    c.add_argument("--config", "-c", help="TOML config file (default: $ALERTBRIDGE_CONFIG)")
+    c.set_defaults(func=cmd_check)
 
     r = sub.add_parser("render", help="dry run: print the events and OpsGenie requests a template makes of a payload")
     r.add_argument("--template", "-t", required=True, help="built-in template name or path to a .j2 file")
@@ -504,7 +556,7 @@ def parser() -> argparse.ArgumentParser:
     with_config(ag)
     ag.set_defaults(func=cmd_audit_grant)
 
-    d = sub.add_parser("db-url", help="print the database URL in use (starts the embedded PostgreSQL if needed)")
+    d = sub.add_parser("db-url", help="print the database URL in use (the embedded one only while `serve` runs)")
     with_config(d)
     d.set_defaults(func=cmd_db_url)
 
@@ -517,7 +569,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from alertbridge import settings
 
-    _setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["psql"]:  # everything after `psql` (but --config) is for psql itself
         args, rest = parser().parse_known_args(argv)
@@ -525,14 +576,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser().parse_args(argv)
     if args.command is None:
-        args = parser().parse_args(["serve", *argv])
-    try:
-        return int(args.func(args))
-    except CliError as exc:
-        print(f"alertbridge: {exc}", file=sys.stderr)
+        parser().print_help(sys.stderr)
         return 2
+    if settings.LOG_LEVEL not in LOG_LEVELS:
+        print(
+            f"alertbridge: ALERTBRIDGE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} "
+            f"(got {settings.ENV.get('ALERTBRIDGE_LOG_LEVEL', '').strip()!r})",
+            file=sys.stderr,
+        )
+        return 2
+    _setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    process.terminate_on_signals()
+    try:
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+        return status
+    except CliError as exc:
+        for line in str(exc).splitlines():
+            print(f"alertbridge: {line}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return process.stdout_closed()
 
 
 if __name__ == "__main__":

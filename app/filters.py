@@ -2,7 +2,8 @@
 
 To add one: write a small function here and add it to FILTERS or GLOBALS; docs/templates.md lists them (a test
 checks). They run inside the sandbox (app.rendering wraps every filter with its deadline and size checks) and
-raise FilterError, which becomes a "runtime" template error carrying the template line. Imports nothing of ours.
+raise FilterError, which becomes a "runtime" template error carrying the template line (PayloadFault: a "payload"
+error). Imports only app.text of ours.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jinja2 import pass_context
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
+
+from alertbridge.text import truncate_chars as _truncate
 
 
 class FilterError(Exception):
@@ -43,9 +45,37 @@ def type_name(value: Any) -> str:
     return names.get(type(value), "a number" if isinstance(value, float) else f"a {type(value).__name__}")
 
 
+class PayloadFault(FilterError):
+    """The payload lacks something the template needs: the sender's mistake, not the template's (a 422
+    `payload_error` that tells the sender what to fix). `field` names what is missing or wrong, when known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def fail(message: Any = "the template called fail()") -> None:
-    """Global: stop rendering with this message, e.g. `{{ fail("payload has no 'alerts' list") }}`."""
+    """Global: stop rendering with this message, e.g. `{{ fail("unexpected alert format") }}`: a template error
+    (the template's author is to fix it)."""
     raise FilterError(str(message))
+
+
+def fail_payload(message: Any = "the payload is not what this integration expects", field: Any = None) -> None:
+    """Global: stop rendering because the payload is wrong, e.g. `{{ fail_payload("'alerts' must be an array",
+    "alerts") }}`: a payload error (the sender is to fix it)."""
+    raise PayloadFault(str(message), None if field is None else str(field))
+
+
+def require(value: Any, field: Any, why: Any = None) -> Any:
+    """Global: `value`, unless it is missing, null or blank text: then a payload error naming `field`, e.g.
+    `{{ require(payload.alias, "alias") | tojson }}`."""
+    if isinstance(value, Undefined) or value is None:
+        problem = f"the payload has no {str(field)!r}"
+    elif isinstance(value, str) and not value.strip():
+        problem = f"the payload's {str(field)!r} is empty"
+    else:
+        return value
+    raise PayloadFault(problem + (f" ({why})" if why is not None else ""), str(field))
 
 
 def priority(severity: Any, mapping: Mapping[str, Any] | None = None, default: str | None = "P3") -> str | None:
@@ -109,41 +139,10 @@ def labels_as_tags(labels: Any, keys: Any = None, exclude: Any = None) -> list[s
     return tags
 
 
-def _extends_previous(char: str) -> bool:
-    return (
-        unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or char == "\u200d"
-        or "\ufe00" <= char <= "\ufe0f"
-        or "\U000e0020" <= char <= "\U000e007f"
-        or "\U0001f3fb" <= char <= "\U0001f3ff"
-        or "\U000e0100" <= char <= "\U000e01ef"
-    )
-
-
-def _cluster_boundary(text: str, cut: int) -> int:
-    while 0 < cut < len(text) and (_extends_previous(text[cut]) or text[cut - 1] == "\u200d"):
-        cut -= 1
-    if 0 < cut < len(text) and "\U0001f1e6" <= text[cut] <= "\U0001f1ff":
-        run = 0
-        while cut - run > 0 and "\U0001f1e6" <= text[cut - run - 1] <= "\U0001f1ff":
-            run += 1
-        cut -= run % 2
-    return cut
-
-
 def truncate_chars(value: Any, length: int, end: str = "…") -> str:
-    """Filter: at most `length` characters, ending with `end`, without splitting a character cluster.
-
-    Same behaviour as app.limits.truncate_chars (duplicated: base-layer modules import nothing of ours;
-    tests/test_limits.py checks that both agree)."""
-    text = str(value)
-    if len(text) <= length:
-        return text
-    if length <= 0:
-        return ""
-    if len(end) >= length:
-        return text[: _cluster_boundary(text, length)]
-    return text[: _cluster_boundary(text, length - len(end))] + end
+    """Filter: at most `length` characters, ending with `end`, without splitting a grapheme cluster (the same
+    function as OpsGenie's field limits use: app.text)."""
+    return _truncate(str(value), length, end)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -206,4 +205,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 GLOBALS: dict[str, Any] = {
     "fail": fail,
+    "fail_payload": fail_payload,
+    "require": require,
 }

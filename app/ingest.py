@@ -85,7 +85,8 @@ def prepare(route: Route, inbound: Inbound) -> Prepared:
             raw_events = render(route.template, context, route.render_limits)
         events = [normalize_event(raw, i, route.defaults) for i, raw in enumerate(raw_events)]
     except TemplateError as exc:
-        return Prepared(InboundStatus.TEMPLATE_ERROR, error=exc.to_dict())
+        status = InboundStatus.PAYLOAD_ERROR if exc.kind == "payload" else InboundStatus.TEMPLATE_ERROR
+        return Prepared(status, error=exc.to_dict())
     except EventError as exc:
         error: dict[str, Any] = {"kind": "event", "message": str(exc), "event": exc.index}
         if exc.field:
@@ -182,6 +183,20 @@ def _answer(inbound_id: int, prepared: Prepared, result: Plan | None, outbox_ids
     if prepared.status == InboundStatus.INVALID:
         assert prepared.error is not None
         return Result(400, {"id": inbound_id, "error": "invalid_body", "message": prepared.error["message"]})
+    if prepared.status == InboundStatus.PAYLOAD_ERROR:  # for the sender: what its payload lacks
+        assert prepared.error is not None
+        field_ = prepared.error.get("field")
+        fix = f"set {field_!r} in the payload" if field_ else "correct the payload"
+        return Result(
+            422,
+            {
+                "id": inbound_id,
+                "error": "payload_error",
+                "message": prepared.error["message"],
+                "field": field_,
+                "hint": f"nothing was sent to OpsGenie; {fix} and send it again",
+            },
+        )
     return Result(
         422,
         {

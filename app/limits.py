@@ -3,9 +3,10 @@
 A payload template renders plain JSON objects ("raw events"). `normalize_event` turns one of them into an
 `Event`: a known action, a cleaned alias, and only the OpsGenie body fields that action accepts, each within
 the documented limits (CONTRACT.md §1). What had to be shortened or dropped is reported as `Cut`s, never
-silently. Lengths are counted in characters (code points), never bytes, as OpsGenie and Alertmanager do.
+silently. Lengths are counted in characters (code points), never bytes, as OpsGenie and Alertmanager do; a cut
+never splits a grapheme cluster (app.text).
 
-Pure functions, no I/O. Base layer: imports nothing from `app`.
+Pure functions, no I/O. Base layer: imports only app.text (truncation on grapheme clusters).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from alertbridge.text import truncate_chars
 
 ACTIONS = ("create", "acknowledge", "close", "note", "ignore")
 
@@ -153,50 +155,6 @@ def clean_text(text: str) -> str:
 def clean_alias(alias: str) -> str:
     """`clean_text`, minus control, bidi and zero-width characters, minus surrounding whitespace."""
     return _ALIAS_INVISIBLE.sub("", clean_text(alias)).strip()
-
-
-def _extends_previous(char: str) -> bool:
-    """True for characters that belong to the grapheme cluster before them (marks, ZWJ, selectors, skin tones)."""
-    return (
-        unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or char == "\u200d"
-        or "\ufe00" <= char <= "\ufe0f"
-        or "\U000e0020" <= char <= "\U000e007f"  # emoji tag sequences
-        or "\U0001f3fb" <= char <= "\U0001f3ff"  # skin-tone modifiers
-        or "\U000e0100" <= char <= "\U000e01ef"
-    )
-
-
-def _is_regional_indicator(char: str) -> bool:
-    return "\U0001f1e6" <= char <= "\U0001f1ff"
-
-
-def _cluster_boundary(text: str, cut: int) -> int:
-    """Move `cut` back so that text[:cut] does not end inside a grapheme cluster (combining marks, ZWJ
-    sequences, variation selectors, flags). Heuristic, not full UAX #29, but never splits those."""
-    while 0 < cut < len(text) and (_extends_previous(text[cut]) or text[cut - 1] == "\u200d"):
-        cut -= 1
-    if 0 < cut < len(text) and _is_regional_indicator(text[cut]):
-        run = 0
-        while cut - run > 0 and _is_regional_indicator(text[cut - run - 1]):
-            run += 1
-        if run % 2:  # the cut falls between the two halves of a flag
-            cut -= 1
-    return cut
-
-
-def truncate_chars(text: str, limit: int, end: str = "…") -> str:
-    """Shorten `text` to at most `limit` characters, ending with `end`, without splitting a character cluster.
-
-    When `limit` leaves no room for `end`, the text is cut without it.
-    """
-    if len(text) <= limit:
-        return text
-    if limit <= 0:
-        return ""
-    if len(end) >= limit:
-        return text[: _cluster_boundary(text, limit)]
-    return text[: _cluster_boundary(text, limit - len(end))] + end
 
 
 def fit_alias(alias: str, limit: int = LIMITS["alias"]) -> tuple[str, Cut | None]:

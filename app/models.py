@@ -49,6 +49,7 @@ class Base(DeclarativeBase):
 class InboundStatus(enum.StrEnum):
     PROCESSED = "processed"  # rendered; its events are in the outbox
     TEMPLATE_ERROR = "template_error"  # the template (or an event it produced) failed: 422, replayable
+    PAYLOAD_ERROR = "payload_error"  # the payload lacks what the template needs (fail_payload/require): 422
     INVALID = "invalid"  # the body is not acceptable JSON: 400
     TOO_LARGE = "too_large"  # the body exceeded the cap: 413, body not kept
     HANDSHAKE = "handshake"  # a source's handshake (SNS subscription confirmation): answered, never an alert

@@ -22,6 +22,7 @@ Base layer: imports nothing from `app`.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import importlib.util
@@ -44,7 +45,7 @@ from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from alertbridge.filters import FILTERS, GLOBALS, FilterError, type_name
+from alertbridge.filters import FILTERS, GLOBALS, FilterError, PayloadFault, type_name
 
 
 def _package_dir(package: str) -> Path:
@@ -56,30 +57,36 @@ def _package_dir(package: str) -> Path:
 
 BUILTIN_TEMPLATE_DIR: Path = _package_dir("alertbridge.templates")
 
-KINDS = ("syntax", "undefined", "runtime", "output", "timeout", "too_large", "event", "not_found")
+KINDS = ("syntax", "undefined", "runtime", "output", "timeout", "too_large", "event", "not_found", "payload")
 
 
 class TemplateError(Exception):
     """Anything that went wrong with a template, as one human-readable message (never a stack trace).
 
-    kind: syntax | undefined | runtime | output | timeout | too_large | event | not_found
+    kind: syntax | undefined | runtime | output | timeout | too_large | event | not_found, or "payload": the
+      template said the payload lacks something (`fail_payload`, `require`): the sender's error, not the template's.
     line: the template source line, when known.
+    field: for "payload", what the payload lacks, when the template named it.
     """
 
-    def __init__(self, kind: str, message: str, line: int | None = None) -> None:
+    def __init__(self, kind: str, message: str, line: int | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.line = line
+        self.field = field
 
     def __str__(self) -> str:
         return self.message if self.line is None else f"{self.message} (template line {self.line})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, self.message, self.line))
+        return (type(self), (self.kind, self.message, self.line, self.field))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "line": self.line}
+        result: dict[str, Any] = {"kind": self.kind, "message": self.message, "line": self.line}
+        if self.field is not None:
+            result["field"] = self.field
+        return result
 
 
 @dataclass(frozen=True)
@@ -491,11 +498,16 @@ def load_template_source(ref: str, base_dir: Path | None = None) -> tuple[str, s
     if _BUILTIN_NAME.fullmatch(ref):
         name, path = ref, BUILTIN_TEMPLATE_DIR / f"{ref}.j2"
         missing = f"no built-in template named {ref!r}"
+        close = difflib.get_close_matches(ref.lower(), builtins, n=1, cutoff=0.6)
+        if close:
+            missing += f"; did you mean {close[0]!r}?"
     else:
         path = Path(ref).expanduser()
         if not path.is_absolute():
             path = (base_dir if base_dir is not None else Path.cwd()) / path
         name, missing = ref, f"template file {str(path)!r} not found"
+        if path.suffix == ".j2" and path.stem in builtins:  # e.g. "templates/grafana.j2" copied from the repo
+            missing += f"; did you mean the built-in template {path.stem!r} (template = {json.dumps(path.stem)})?"
     try:
         if not path.is_file():
             raise FileNotFoundError(path)
@@ -534,6 +546,8 @@ def _template_line(exc: BaseException, name: str) -> int | None:
 
 def _as_template_error(exc: Exception, name: str) -> TemplateError:
     line = _template_line(exc, name)
+    if isinstance(exc, PayloadFault):
+        return TemplateError("payload", exc.message, line, exc.field)
     if isinstance(exc, FilterError):
         return TemplateError("runtime", exc.message, line)
     if isinstance(exc, SecurityError):

@@ -23,7 +23,7 @@ from alertbridge.db import Database
 from alertbridge.ingest import replay
 from alertbridge.main import build_bridge
 from tests.emulator_server import run_emulator
-from tests.harness import API_KEY, TOKEN, fixture_bytes, make_config, run_bridge, wait_for
+from tests.harness import API_KEY, FAST_DELIVERY, TOKEN, fixture_bytes, make_config, run_bridge, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "audit.md").read_text("utf-8")
@@ -50,10 +50,13 @@ def seeded(pg_admin_url: str, template_db: str, tmp_path_factory: pytest.TempPat
     template = folder / "custom.j2"
     template.write_text(BROKEN)
     integrations = (("alertmanager", "alertmanager"), ("generic", "generic"), ("custom", str(template)))
-    config = make_config("http://127.0.0.1:9", server=f'[callbacks]\ntokens = ["{CALLBACK_TOKEN}"]\n')
     with run_emulator(api_keys=[API_KEY], processing_delay=0.02) as emu, psycopg.connect(url, autocommit=True) as db:
+        # One request in flight: OpsGenie numbers the alerts in the order they were sent (#1 is the first alert).
         config = make_config(
-            emu.base_url, integrations=integrations, server=f'[callbacks]\ntokens = ["{CALLBACK_TOKEN}"]\n'
+            emu.base_url,
+            integrations=integrations,
+            server=f'[callbacks]\ntokens = ["{CALLBACK_TOKEN}"]\n',
+            delivery=FAST_DELIVERY + "max_in_flight = 1\n",
         )
         with run_bridge(config, url) as bridge:
             callbacks = {"url": f"{bridge.base_url}/callbacks/opsgenie", "headers": {"X-Bridge-Token": CALLBACK_TOKEN}}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from alertbridge.limits import LIMITS, Event, EventError, normalize_event
+from alertbridge.limits import LIMITS, Event, normalize_event
 from alertbridge.rendering import (
     CompiledTemplate,
     TemplateError,
@@ -263,24 +263,57 @@ def test_generic_passes_known_fields_through(payload: dict[str, Any], expected: 
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("payload", "message", "field"),
     [
-        ([], 'generic payload must be a JSON object: one event, or {"events": [...]}'),
-        ({"events": {"alias": "a"}}, "'events' must be an array of event objects"),
-        ({"events": None}, "'events' must be an array of event objects"),
-        ({"events": ["x"]}, "events[0] must be an object"),
+        ([], 'the payload must be a JSON object: one event, or {"events": [...]}', None),
+        ({"events": {"alias": "a"}}, "'events' must be an array of event objects", "events"),
+        ({"events": None}, "'events' must be an array of event objects", "events"),
+        ({"events": ["x"]}, "events[0] must be an object", "events[0]"),
+        (
+            {"message": "m"},
+            "the payload has no 'alias' (every action but 'ignore' needs the alert's alias)",
+            "alias",
+        ),
+        (
+            {"alias": "  ", "action": "close"},
+            "the payload's 'alias' is empty (every action but 'ignore' needs the alert's alias)",
+            "alias",
+        ),
+        ({"alias": {"x": 1}}, "the payload's 'alias' must be a string", "alias"),
+        (
+            {"events": [{"alias": "a"}, {"action": "close"}]},
+            "the payload has no 'events[1].alias' (every action but 'ignore' needs the alert's alias)",
+            "events[1].alias",
+        ),
+        (
+            {"alias": "a", "action": "resolve"},
+            "the payload's 'action' must be one of create, acknowledge, close, note, ignore (got \"resolve\")",
+            "action",
+        ),
+        (
+            {"events": [{"alias": "a", "action": 3}]},
+            "the payload's 'events[0].action' must be one of create, acknowledge, close, note, ignore (got 3)",
+            "events[0].action",
+        ),
     ],
 )
-def test_generic_bad_payloads(payload: Any, message: str) -> None:
+def test_generic_bad_payloads_are_the_senders_errors(payload: Any, message: str, field: str | None) -> None:
+    """What the sender must fix is a payload error (422 payload_error), naming the field, not a template error."""
     with pytest.raises(TemplateError) as caught:
         render(template("generic"), {"payload": payload})
-    assert (caught.value.kind, caught.value.message) == ("runtime", message)
+    assert (caught.value.kind, caught.value.message, caught.value.field) == ("payload", message, field)
 
 
-def test_generic_null_alias_is_refused_by_the_event_rules() -> None:
-    with pytest.raises(EventError) as caught:
-        events("generic", load(FIXTURES / "hostile" / "null_alias_generic.json"))
-    assert caught.value.message == "event 0: field 'alias' is required for action 'create'"
+def test_generic_ignore_needs_no_alias() -> None:
+    assert render(template("generic"), {"payload": {"action": "ignore", "reason": "test"}}) == [
+        {"action": "ignore", "reason": "test"}
+    ]
+
+
+def test_generic_null_alias_is_a_payload_error() -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(template("generic"), {"payload": load(FIXTURES / "hostile" / "null_alias_generic.json")})
+    assert (caught.value.kind, caught.value.field) == ("payload", "alias")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -928,10 +928,11 @@ def test_data_dir_resolution(tmp_path: Path) -> None:
         == tmp_path / "abs"
     )
     assert parse_config("", {}, base_dir=base).database.data_dir == base / ".alertbridge"
-    # ALERTBRIDGE_DATA_DIR is applied by the caller (it overrides the file), not by the parser.
-    assert (
-        parse_config("", {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}, base_dir=base).database.data_dir == base / ".alertbridge"
-    )
+    # The environment wins over the file; a relative path there is relative to the working directory.
+    env = {"ALERTBRIDGE_DATA_DIR": "/srv/ab"}
+    assert parse_config('[database]\ndata_dir = "pg"', env, base_dir=base).database.data_dir == Path("/srv/ab")
+    env = {"ALERTBRIDGE_DATA_DIR": "old", "ALERTBRIDGE_DATABASE_DATA_DIR": "new"}  # the older name loses
+    assert parse_config("", env, base_dir=base).database.data_dir == Path("new")
 
 
 def test_load_config_reads_the_file_relative_to_its_folder(tmp_path: Path) -> None:
@@ -1042,21 +1043,32 @@ def test_every_key_is_documented() -> None:
         assert f"### {variable}" in docs
 
 
-def test_example_file_parses_and_uses_every_key() -> None:
+def test_example_file_parses_and_uses_every_key(tmp_path: Path) -> None:
+    """As it is, the example needs only the two variables the README exports; every optional block, once
+    uncommented, is valid too."""
     path = ROOT / "alertbridge.example.toml"
+    config = load_config(path, {"AM_TOKEN": "am-token-123", "OPSGENIE_API_KEY": "key-1"})
+    assert [i.name for i in config.integrations] == ["alertmanager"]
+    assert config.database.url is None  # commented out: the environment or the embedded PostgreSQL
+    # Uncomment the blocks after the marker ("# " in front of TOML lines, "## " in front of prose).
+    head, blocks = path.read_text(encoding="utf-8").split("# More sources: uncomment a block", 1)
+    lines = [line[2:] if line.startswith("# ") else "" for line in blocks.splitlines()[1:] if not line.startswith("##")]
+    (tmp_path / "sns-signing-cert.pem").write_text("(the example names this file; it must exist)")
+    (tmp_path / "all.toml").write_text(head + "\n".join(lines))
     env = {
-        "DATABASE_URL": "postgresql://u:p@h/db",
         "AM_TOKEN": "am-token-123",
         "GRAFANA_TOKEN": "gr-token-123",
+        "GRAFANA_HMAC_SECRET": "gr-hmac-secret",
         "OPSGENIE_API_KEY": "key-1",
         "OPSGENIE_CALLBACK_TOKEN": "callback-token-1",
         "JSM_API_KEY": "key-2",
         "SENTRY_CLIENT_SECRET": "sentry-secret-123",
         "DATADOG_TOKEN": "dd-token-123",
     }
-    config = load_config(path, env)
-    assert len(config.integrations) >= 2
+    config = load_config(tmp_path / "all.toml", env)
     by_name = {i.name: i for i in config.integrations}
+    assert list(by_name) == ["alertmanager", "grafana", "sentry", "sns_cloudwatch", "datadog", "generic"]
+    assert by_name["grafana"].template == "grafana" and by_name["grafana"].signature is not None
     assert by_name["sentry"].signature is not None and by_name["sentry"].tokens == ()
     assert by_name["sns_cloudwatch"].signature is not None and by_name["sns_cloudwatch"].signature.kind == "sns"
     assert by_name["datadog"].token_header == "x-bridge-token"

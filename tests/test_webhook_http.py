@@ -167,13 +167,28 @@ def test_event_errors_are_422_with_the_event_index(bridge: RunningServer, db: ps
     r = post(
         bridge,
         json.dumps(
-            {"events": [{"action": "create", "alias": "a", "message": "ok"}, {"action": "explode", "alias": "b"}]}
+            {"events": [{"action": "create", "alias": "a", "message": "ok"}, {"alias": "b", "priority": "P9"}]}
         ).encode(),
         integration="generic",
     )
     assert r.status_code == 422
-    assert r.json()["kind"] == "event" and r.json()["event"] == 1
+    assert r.json()["kind"] == "event" and r.json()["event"] == 1 and r.json()["field"] == "priority"
     assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)  # all or nothing
+
+
+def test_a_payload_without_alias_is_the_senders_error(bridge: RunningServer, db: psycopg.Connection) -> None:
+    """A generic webhook without `alias`: 422 payload_error telling the sender what its payload lacks, filed as a
+    payload error (not a template error), nothing queued."""
+    r = post(bridge, json.dumps({"message": "Backup failed"}).encode(), integration="generic")
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "payload_error" and body["field"] == "alias"
+    assert body["message"].startswith("the payload has no 'alias'")
+    assert "set 'alias' in the payload" in body["hint"] and "template" not in body["hint"]
+    row = db.execute("SELECT status, current_status, error FROM inbound_events WHERE id = %s", (body["id"],)).fetchone()
+    assert row[0] == row[1] == "payload_error"
+    assert row[2]["kind"] == "payload" and row[2]["field"] == "alias"
+    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
 
 
 def test_503_when_the_database_is_down(

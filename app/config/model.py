@@ -1,0 +1,165 @@
+"""What a config file becomes: frozen dataclasses, and the error that lists every problem found in it.
+
+Secrets (tokens, API keys, signature secrets, the database URL) are wrapped in `starlette.datastructures.Secret`,
+whose repr hides the value, so a `Config` can be printed or logged safely; call `str(secret)` where the value is
+really needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from starlette.datastructures import Secret
+
+REGION_BASE_URLS = {
+    "us": "https://api.opsgenie.com",
+    "eu": "https://api.eu.opsgenie.com",
+    "jsm": "https://api.atlassian.com/jsm/ops/integration",
+}
+PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+SIGNATURE_KINDS = ("hmac-sha256", "sentry", "sns")
+SENTRY_SIGNATURE_HEADER = "sentry-hook-signature"
+SENTRY_TIMESTAMP_HEADER = "sentry-hook-timestamp"
+
+
+class ConfigError(ValueError):
+    """Problems with the config: every one found, each naming the file (or the environment variable) and the
+    key path. ``errors`` lists them; ``str()`` gives them one per line."""
+
+    def __init__(self, errors: str | Sequence[str]) -> None:
+        self.errors: list[str] = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 64
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: Secret | None = None
+    data_dir: Path = Path(".alertbridge")
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    max_in_flight: int = 16
+    timeout_seconds: float = 10.0
+    max_age_seconds: float = 86400.0
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    config_error_retry_seconds: float = 60.0
+    config_error_max_age_seconds: float = 604800.0
+    confirm_creates: bool = True
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """`[worker]`: the standalone `alertbridge worker`'s HTTP server, and when a worker counts as stuck."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108  # 0: no HTTP server
+    stuck_after_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class CallbacksConfig:
+    """`[callbacks]`: OpsGenie's outgoing "Webhook" integration posting to /callbacks/opsgenie."""
+
+    tokens: tuple[Secret, ...] = ()  # none: callbacks are refused (401)
+    echo_users: tuple[str, ...] = ("alertbridge",)  # `user` values of our own requests
+    echo_sources: tuple[str, ...] = ()  # names of the OpsGenie API integrations the bridge sends with
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """`[retention]`: how long each kind of data is kept (days); 0 keeps it forever."""
+
+    raw_bodies_days: float = 30.0  # webhook and callback bodies (the rows stay)
+    events_days: float = 400.0  # webhooks, outbox rows, attempts, history, callbacks, closed generations
+    refused_days: float = 90.0  # refused-webhook counts
+    interval_seconds: float = 300.0  # how often the running bridge sweeps
+    batch_size: int = 5000  # rows per delete statement (short locks, bounded work per statement)
+
+
+@dataclass(frozen=True)
+class RenderingConfig:
+    timeout_seconds: float = 2.0
+    max_output_bytes: int = 4_194_304
+    max_events: int = 1000
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    base_url: str
+    region: str | None
+    api_key: Secret
+    default_team: str | None = None
+    default_priority: str | None = None
+    default_source: str | None = None
+    default_user: str = "alertbridge"  # the `user` of every request when the template names none
+    scope_aliases: bool = True
+
+
+@dataclass(frozen=True)
+class SignatureConfig:
+    """`[integrations.signature]`: how the raw body is signed. Which fields apply depends on `kind`."""
+
+    kind: str  # one of SIGNATURE_KINDS
+    secret: Secret | None = None  # hmac-sha256, sentry (required)
+    header: str | None = None  # hmac-sha256 (required), sentry (has a default); lower-case
+    timestamp_header: str | None = None  # hmac-sha256 (optional), sentry (has a default); lower-case
+    max_skew_seconds: float = 300.0  # hmac-sha256 with timestamp_header, sentry
+    topic_arns: tuple[str, ...] = ()  # sns: topics whose SubscriptionConfirmation is confirmed
+    signing_cert_file: Path | None = None  # sns: PEM file used instead of fetching SigningCertURL
+    confirm_subscriptions: bool = True  # sns: GET the SubscribeURL for a listed topic
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    name: str
+    template: str
+    tokens: tuple[Secret, ...]
+    target: TargetConfig
+    forward_unknown: bool = False
+    enabled: bool = True
+    allow_unauthenticated: bool = False
+    token_header: str | None = None  # lower-case
+    # severity word (lower-case, stripped) -> "P1".."P5"; read-only
+    priorities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    signature: SignatureConfig | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    database: DatabaseConfig
+    delivery: DeliveryConfig
+    rendering: RenderingConfig
+    integrations: tuple[IntegrationConfig, ...]
+    source: str  # the config file's path, or "<demo>"
+    base_dir: Path  # folder against which relative paths (templates, data_dir) resolve
+    worker: WorkerConfig = WorkerConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+
+#: The tables of scalar settings (outside [[integrations]]), each of which may also come from the environment.
+SCALAR_SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "database": DatabaseConfig,
+    "delivery": DeliveryConfig,
+    "rendering": RenderingConfig,
+    "worker": WorkerConfig,
+    "retention": RetentionConfig,
+}
