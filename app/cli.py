@@ -124,7 +124,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or loaded[0].server.host
     port = args.port or loaded[0].server.port
     config, bridge, url, demo = _prepare(args, loaded)
-    emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
+    emulator = None
+    if demo or args.mount_emulator:
+        # The demo wires OpsGenie's other half too: the emulator calls back to this bridge, as a human's ack would.
+        from alertbridge.config import DEMO_CALLBACK_TOKEN
+
+        callback = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/callbacks/opsgenie"
+        emulator = build_emulator(
+            api_keys=[DEMO_API_KEY],
+            callback_url=callback if demo else None,
+            callback_headers={"X-Bridge-Token": DEMO_CALLBACK_TOKEN},
+        )
     app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator, demo=demo)
     if demo:
         log.info(
@@ -374,6 +384,70 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Remove what is older than [retention] allows, now; with --dry-run only count it."""
+    from alertbridge.db import Database
+    from alertbridge.retention import PACE, current_cutoffs, prune
+
+    config, _ = _load_config(args)
+    url = _database_url(config)
+    if not args.no_migrate:
+        from alertbridge.db import migrate
+
+        migrate(url)
+    retention = config.retention
+    c = current_cutoffs(retention)
+
+    def show(step: str, done: int, total: int | None) -> None:
+        print(f"\r{step}: {done}/{total if total is not None else '?'}", end="", file=sys.stderr, flush=True)
+
+    async def run() -> dict[str, int]:
+        async with Database(url, size=2, name="alertbridge-prune") as db:
+            pace = 0.0 if args.no_pace else PACE
+            return await prune(db, retention, dry_run=args.dry_run, progress=None if args.dry_run else show, pace=pace)
+
+    result = asyncio.run(run())
+    if not args.dry_run and any(result.values()):
+        print(file=sys.stderr)
+    when = {k: (v.isoformat() if v else None) for k, v in c.__dict__.items()}
+    print(json.dumps({"dry_run": args.dry_run, "older_than": when, "rows": result}, indent=2))
+    return 0
+
+
+def cmd_audit_grant(args: argparse.Namespace) -> int:
+    """Create or update a read-only role that can read the audit views and nothing else."""
+    import psycopg
+    from psycopg import sql
+
+    from alertbridge.db import libpq_url
+
+    config, _ = _load_config(args)
+    url = _database_url(config)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    role = sql.Identifier(args.role)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        dbname = conn.info.dbname
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (args.role,)).fetchone()
+        with conn.transaction():
+            if not exists:
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
+            if password:
+                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(role))
+            conn.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {}").format(role))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), role))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA audit TO {}").format(role))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA audit TO {}").format(role))
+            conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA audit GRANT SELECT ON TABLES TO {}").format(role))
+    login = (
+        "can log in with the password given"
+        if password
+        else "NOLOGIN (grant it to a login role, or use --password-stdin)"
+    )
+    print(f"role {args.role!r} reads the audit views of {dbname!r} and nothing else; {login}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -466,6 +540,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--api-key", action="append", help="accepted GenieKey (repeatable; default: any)")
     e.add_argument("--processing-delay", type=float, default=0.05, help="seconds before a request is processed")
     e.set_defaults(func=cmd_emulator)
+
+    pr = sub.add_parser("prune", help="remove data older than [retention] allows (the running bridge also does)")
+    with_config(pr)
+    pr.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    pr.add_argument("--no-pace", action="store_true", help="run flat out (default: pause between batches for ingest)")
+    pr.add_argument("--no-migrate", action="store_true")
+    pr.set_defaults(func=cmd_prune)
+
+    au = sub.add_parser("audit", help="the audit views: `audit grant ROLE` makes a read-only role for them")
+    au_sub = au.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    ag = au_sub.add_parser("grant", help="create or update a role that reads the audit views and nothing else")
+    ag.add_argument("role", help="role name (created NOLOGIN if it does not exist)")
+    ag.add_argument("--password-stdin", action="store_true", help="read a password from stdin; the role can log in")
+    with_config(ag)
+    ag.set_defaults(func=cmd_audit_grant)
 
     d = sub.add_parser("db-url", help="print the database URL in use (the embedded one only while `serve` runs)")
     with_config(d)

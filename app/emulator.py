@@ -14,16 +14,25 @@ Every API route exists under ``""`` (OpsGenie) and ``"/jsm/ops/integration"`` (J
 
 Control endpoints (no auth): GET /_control (help), GET/POST/DELETE /_control/faults, GET /_control/requests,
 POST /_control/reset, GET /_control/alerts (same as the listing). Keys are never logged or echoed.
+
+Callbacks (OpsGenie's outgoing "Webhook" integration): with a callback URL (``build_app(callback_url=...)`` or
+``POST /_control/callbacks {"url": ..., "headers": {...}}``) every processed create (of a new alert), acknowledge,
+unacknowledge, close and note is posted there in OpsGenie's callback shape (CONTRACT §5) — also what a human does
+through ``POST /_control/alerts/{id}/{acknowledge|unacknowledge|close|delete|notes|assign}`` with
+``{"user": "dana@example.com", "note": ..., "owner": ..., "identifierType": "id|tiny|alias"}``.
+``GET /_control/callbacks`` lists what was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -145,9 +154,20 @@ class EmulatorState:
     faults:    queued fault dicts (see POST /_control/faults)
     """
 
-    def __init__(self, api_keys: Iterable[str] | None = None, processing_delay: float = 0.05) -> None:
+    def __init__(
+        self,
+        api_keys: Iterable[str] | None = None,
+        processing_delay: float = 0.05,
+        callback_url: str | None = None,
+        callback_headers: dict[str, str] | None = None,
+    ) -> None:
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.processing_delay = processing_delay
+        self.callback_url = callback_url
+        self.callback_headers = dict(callback_headers or {})
+        self._outgoing: deque[dict] = deque()
+        self._sender: asyncio.Task | None = None
+        self._http: Any = None
         self._namespace = uuid4()  # integrationId = uuid5(namespace, key): fixed per key, reveals nothing
         self._queue: deque[tuple[float, dict]] = deque()
         self._worker: asyncio.Task | None = None
@@ -160,13 +180,14 @@ class EmulatorState:
         self.requests: list[dict] = []
         self.statuses: dict[str, dict | None] = {}
         self.faults: list[dict] = []
+        self.callbacks: list[dict] = []  # every callback sent: {"at", "action", "alias", "status" | "error", "body"}
         self._queue.clear()
         self._tiny = 0
 
     @property
     def idle(self) -> bool:
-        """True when every accepted request has been processed."""
-        return not self._queue
+        """True when every accepted request has been processed and every callback sent."""
+        return not self._queue and not self._outgoing and (self._sender is None or self._sender.done())
 
     def release_hangs(self) -> None:
         """Wake every request sleeping in a ``hang`` fault (call on the loop, e.g. via call_soon_threadsafe)."""
@@ -384,6 +405,9 @@ class EmulatorState:
                         "POST /_control/reset",
                         "GET|POST|DELETE /_control/faults  "
                         "body: {status, count, headers?, body?, methods?} or {hang, count}",
+                        "GET /_control/callbacks   POST /_control/callbacks  body: {url, headers?}",
+                        "POST /_control/alerts/{id}/{acknowledge|unacknowledge|close|delete|notes|assign}  "
+                        "body: {user, note?, owner?, identifierType?}  (what a human does in OpsGenie)",
                     ]
                 }
             )
@@ -405,6 +429,16 @@ class EmulatorState:
         if what == "alerts" and method == "GET":
             status, body, _ = self._list_response(request.query_params)
             return JSONResponse(body, status_code=status)
+        if what == "callbacks" and method == "GET":
+            return JSONResponse({"url": self.callback_url, "callbacks": self.callbacks})
+        if what == "callbacks" and method == "POST":
+            body = json.loads(await request.body() or b"null")
+            if not isinstance(body, dict) or not isinstance(body.get("url"), (str, type(None))):
+                return JSONResponse({"message": 'give {"url": "http://...", "headers": {...}}'}, status_code=400)
+            self.callback_url, self.callback_headers = body.get("url"), dict(body.get("headers") or {})
+            return JSONResponse({"url": self.callback_url})
+        if len(segs) == 3 and segs[0] == "alerts" and method == "POST":
+            return self._human(segs[1], segs[2], json.loads(await request.body() or b"{}"))
         return JSONResponse({"message": f"No control route for {method} /_control/{what}"}, status_code=404)
 
     # ---- asynchronous processing (one worker per loop, strictly in arrival order) -------------------------
@@ -447,11 +481,12 @@ class EmulatorState:
         body, now = job["body"], _now()
         if job["verb"] == "create":
             alert = self.find_alert(body["alias"], "alias", open_only=True) if body.get("alias") else None
-            if alert:  # dedup: message/description are NOT updated
+            if alert:  # dedup: message/description are NOT updated, and no callback (no alert action happened)
                 alert["count"] += 1
                 alert["lastOccurredAt"] = alert["updatedAt"] = now
             else:
                 alert = self._new_alert(job, now)
+                self._emit("Create", alert, username="System", source=self._api_source(job))
             log.debug("emulator: Create -> alert %s (count %d)", alert["id"], alert["count"])
             return self._finish(job, "Create", True, "Created alert", alert)
         action, done = ACTIONS[job["verb"]]
@@ -474,6 +509,7 @@ class EmulatorState:
             )
         alert["updatedAt"] = now
         log.debug("emulator: %s -> alert %s", action, alert["id"])
+        self._emit(action, alert, username=user or "System", source=self._api_source(job), note=body.get("note"))
         return self._finish(job, action, True, done, alert)
 
     def _new_alert(self, job: dict, now: str) -> dict:
@@ -513,11 +549,134 @@ class EmulatorState:
         self.alerts[alert_id] = alert
         return alert
 
+    # ---- callbacks ----------------------------------------------------------------------------------------
 
-def build_app(api_keys: Iterable[str] | None = None, processing_delay: float = 0.05) -> Starlette:
-    """The emulator as an ASGI app; its state is ``app.state.emulator``. ``api_keys=None`` accepts any non-empty key."""
-    state = EmulatorState(api_keys, processing_delay)
+    @staticmethod
+    def _api_source(job: dict) -> dict:
+        return {"name": "API", "type": "API"}
+
+    def _emit(
+        self, action: str, alert: dict, *, username: str, source: dict, note: str | None = None, **extra: Any
+    ) -> None:
+        """Queue OpsGenie's callback for ``action`` on ``alert`` (sent in order by one task)."""
+        if not self.callback_url:
+            return
+        created = datetime.fromisoformat(alert["createdAt"].replace("Z", "+00:00"))
+        body_alert = {
+            "updatedAt": time.time_ns(),
+            "message": alert["message"],
+            "alertId": alert["id"],
+            "source": alert["source"],
+            "alias": alert["alias"],
+            "tinyId": alert["tinyId"],
+            "createdAt": int(created.timestamp() * 1000),
+            "entity": alert["entity"],
+            "tags": list(alert["tags"]),
+            "username": username,
+            "userId": "" if username == "System" else str(uuid5(self._namespace, username)),
+            **({"note": note} if note else {}),
+            **extra,
+        }
+        payload = {
+            "source": source,
+            "alert": body_alert,
+            "action": action,
+            "integrationId": str(uuid5(self._namespace, "callbacks")),
+            "integrationName": "alertbridge callbacks",
+        }
+        self._outgoing.append(payload)
+        loop = asyncio.get_running_loop()
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_callbacks())
+
+    async def _send_callbacks(self) -> None:
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=5.0)
+        while self._outgoing:
+            payload = self._outgoing[0]
+            record: dict[str, Any] = {
+                "at": _now(),
+                "action": payload["action"],
+                "alias": payload["alert"]["alias"],
+                "body": payload,
+            }
+            try:
+                response = await self._http.post(
+                    str(self.callback_url), json=payload, headers={**self.callback_headers}
+                )
+                record["status"] = response.status_code
+            except Exception as exc:  # the bridge may be down: recorded, not retried (OpsGenie's is best effort too)
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            self.callbacks.append(record)
+            self._outgoing.popleft()
+
+    def _human(self, identifier: str, verb: str, body: Any) -> JSONResponse:
+        """What a responder does in OpsGenie's UI: change the alert at once, then call back."""
+        if not isinstance(body, dict) or not isinstance(body.get("user"), str) or not body["user"].strip():
+            return JSONResponse({"message": 'give {"user": "name@example.com", ...}'}, status_code=400)
+        verbs = {
+            "acknowledge": "Acknowledge",
+            "unacknowledge": "UnAcknowledge",
+            "close": "Close",
+            "delete": "Delete",
+            "notes": "AddNote",
+            "assign": "AssignOwnership",
+        }
+        if verb not in verbs:
+            return JSONResponse({"message": f"verb must be one of {', '.join(verbs)}"}, status_code=404)
+        alert = self.find_alert(identifier, body.get("identifierType", "id"))
+        if alert is None:
+            return JSONResponse({"message": "Alert does not exist"}, status_code=404)
+        user, now = body["user"].strip(), _now()
+        extra: dict[str, Any] = {}
+        if verb == "acknowledge":
+            alert["acknowledged"] = True
+            alert["report"].update(ackTime=_ms_since(alert["createdAt"]), acknowledgedBy=user)
+        elif verb == "unacknowledge":
+            alert["acknowledged"] = False
+        elif verb in ("close", "delete"):
+            alert["status"] = "closed"
+            alert["report"].update(closeTime=_ms_since(alert["createdAt"]), closedBy=user)
+            if verb == "delete":
+                self.alerts.pop(alert["id"], None)
+        elif verb == "notes":
+            if not isinstance(body.get("note"), str) or not body["note"].strip():
+                return JSONResponse({"message": "give a note"}, status_code=400)
+            alert["notes"].append({"note": body["note"], "user": user, "source": "web", "createdAt": now})
+        elif verb == "assign":
+            alert["owner"] = extra["owner"] = str(body.get("owner") or user)
+        alert["updatedAt"] = now
+        self._emit(
+            verbs[verb], alert, username=user, source={"name": "", "type": "web"}, note=body.get("note"), **extra
+        )
+        return JSONResponse({"data": alert})
+
+    async def aclose(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def build_app(
+    api_keys: Iterable[str] | None = None,
+    processing_delay: float = 0.05,
+    callback_url: str | None = None,
+    callback_headers: dict[str, str] | None = None,
+) -> Starlette:
+    """The emulator as an ASGI app; its state is ``app.state.emulator``. ``api_keys=None`` accepts any non-empty key.
+    ``callback_url``: where to post OpsGenie-style callbacks (with ``callback_headers``), None: none are sent."""
+    state = EmulatorState(api_keys, processing_delay, callback_url, callback_headers)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    app = Starlette(routes=[Route("/{path:path}", state.handle, methods=methods)])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.aclose()
+
+    app = Starlette(routes=[Route("/{path:path}", state.handle, methods=methods)], lifespan=lifespan)
     app.state.emulator = state
     return app

@@ -22,7 +22,7 @@ from alertbridge.limits import Defaults, Event, EventError, normalize_event
 from alertbridge.models import HistoryOrigin, InboundStatus, OutboxStatus
 from alertbridge.parsing import BodyError, parse_json_object
 from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, render
-from alertbridge.store import aliases, history, inbound, outbox
+from alertbridge.store import aliases, generations, history, inbound, outbox
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ async def _apply(
         ],
     )
     await aliases.write(conn, route.name, result.aliases, ids, now)
+    await generations.write(conn, route.name, result.generations, now)
     await history.append(
         conn,
         route.name,

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from alertbridge.text import truncate_chars
@@ -66,7 +67,10 @@ FIELDS_BY_ACTION: dict[str, tuple[str, ...]] = {
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 RECIPIENT_TYPES = {"responders": ("team", "user", "escalation", "schedule"), "visibleTo": ("team", "user")}
 _TEXT_FIELDS = ("message", "description", "entity", "source", "user", "note")
-_EVENT_KEYS = frozenset(("action", "alias", "reason", *OPSGENIE_FIELDS))
+#: Event keys that are about the bridge, not sent to OpsGenie: "started_at" is when the source says the problem
+#: began (ISO 8601, or epoch seconds); the audit views measure time to acknowledge/close from it too.
+_META_KEYS = ("reason", "started_at")
+_EVENT_KEYS = frozenset(("action", "alias", *_META_KEYS, *OPSGENIE_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class Cut:
         return {"field": self.field, "detail": self.detail}
 
 
+#: The `user` of every request the bridge sends when the template names none: OpsGenie shows it as the request's
+#: owner, and a callback that names it is recognised as the echo of our own request.
+BRIDGE_USER = "alertbridge"
+
+
 @dataclass(frozen=True)
 class Defaults:
     """Per-integration defaults, used only where the template gives nothing (null, "" or an empty list)."""
@@ -87,6 +96,7 @@ class Defaults:
     team: str | None = None  # create: responders = [{"type": "team", "name": team}]
     priority: str | None = None  # create
     source: str | None = None  # every action except ignore
+    user: str | None = None  # every action except ignore: who OpsGenie shows as the request's owner
 
     def __post_init__(self) -> None:
         if self.priority:
@@ -103,6 +113,7 @@ class Event:
     fields: dict[str, Any]  # OpsGenie body fields for this action, in OPSGENIE_FIELDS order
     cuts: tuple[Cut, ...]
     reason: str | None = None  # ignore events: the template's "reason"
+    started_at: datetime | None = None  # when the source says the problem began (UTC)
 
 
 class EventError(ValueError):
@@ -348,7 +359,7 @@ def normalize_event(raw: Any, index: int = 0, defaults: Defaults = Defaults()) -
         raise EventError(index, None, f"must be a JSON object, got {_show(raw)}")
     for key in raw:
         if key not in _EVENT_KEYS:
-            allowed = ", ".join(("action", "alias", "reason", *OPSGENIE_FIELDS))
+            allowed = ", ".join(("action", "alias", *_META_KEYS, *OPSGENIE_FIELDS))
             raise EventError(index, str(key), f"is not a known event field (allowed: {allowed})")
     action = _action(raw.get("action"), index)
     alias = _alias(raw.get("alias"), action, index)
@@ -376,6 +387,8 @@ def normalize_event(raw: Any, index: int = 0, defaults: Defaults = Defaults()) -
             fields["priority"] = defaults.priority
     if action != "ignore" and "source" not in fields and defaults.source:
         fields["source"] = clean_text(defaults.source)
+    if action != "ignore" and "user" not in fields and defaults.user:
+        fields["user"] = clean_text(defaults.user)
 
     for name in _TEXT_FIELDS:
         if name in fields and len(fields[name]) > LIMITS[name]:
@@ -384,4 +397,20 @@ def normalize_event(raw: Any, index: int = 0, defaults: Defaults = Defaults()) -
             fields[name] = short
 
     ordered = {name: fields[name] for name in OPSGENIE_FIELDS if name in fields}
-    return Event(action=action, alias=alias, fields=ordered, cuts=tuple(cuts), reason=reason)
+    started_at = _started_at(raw.get("started_at"), index)
+    return Event(action=action, alias=alias, fields=ordered, cuts=tuple(cuts), reason=reason, started_at=started_at)
+
+
+def _started_at(value: Any, index: int) -> datetime | None:
+    """ "started_at": an ISO 8601 time (a zone-less one is UTC) or epoch seconds; null/"" is absent."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise EventError(index, "started_at", f"must be an ISO 8601 time or epoch seconds, got {_show(value)}")

@@ -26,7 +26,9 @@ from alertbridge.delivery import Target, Worker, WorkerOptions
 from alertbridge.ingest import Route
 from alertbridge.limits import Defaults
 from alertbridge.opsgenie import Client
+from alertbridge.refused import RefusedCounter
 from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from alertbridge.retention import run_sweeper
 from alertbridge.sns import CertStore, SnsVerifier
 from alertbridge.store import integrations as integrations_store
 from alertbridge.web.auth import BodyCheck, HmacCheck
@@ -123,7 +125,9 @@ def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Br
         route = Route(
             name=integ.name,
             template=template,
-            defaults=Defaults(team=t.default_team, priority=t.default_priority, source=t.default_source),
+            defaults=Defaults(
+                team=t.default_team, priority=t.default_priority, source=t.default_source, user=t.default_user
+            ),
             scope_aliases=t.scope_aliases,
             forward_unknown=integ.forward_unknown,
             render_limits=limits,
@@ -256,11 +260,24 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            if emulator is not None:  # a mounted app's own lifespan does not run
+                stack.push_async_callback(emulator.state.emulator.aclose)
             if bridge.http is not None:
                 stack.push_async_callback(bridge.http.aclose)
             db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
             app.state.db = db
             await sync_integrations(db, bridge)
+            background = [
+                asyncio.create_task(app.state.refused.run(db)),
+                asyncio.create_task(run_sweeper(db, bridge.config.retention)),
+            ]
+
+            async def stop_background() -> None:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+
+            stack.push_async_callback(stop_background)
             app.state.worker = None
             pools = {"web": db}
             if run_worker:
@@ -288,6 +305,8 @@ def build_app(
     app.state.endpoints = bridge.endpoints
     app.state.max_body_bytes = bridge.config.server.max_body_bytes
     app.state.emulator_mounted = emulator is not None
+    app.state.callbacks = bridge.config.callbacks
+    app.state.refused = RefusedCounter()
     app.state.demo = demo
     app.state.stuck_after = bridge.config.worker.stuck_after_seconds
     return app

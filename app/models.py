@@ -138,7 +138,11 @@ class InboundReplay(Base):
 
 class Alias(Base):
     __tablename__ = "aliases"
-    __table_args__ = (CheckConstraint(f"state IN ({_values(AliasState)})", name="state"),)
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_values(AliasState)})", name="state"),
+        Index("ix_aliases_opsgenie_alias", "opsgenie_alias"),  # callbacks name the alias we sent
+        Index("ix_aliases_last_outbox", "last_outbox_id"),  # keeps the foreign key cheap when outbox rows go
+    )
 
     integration: Mapped[str] = mapped_column(Text, primary_key=True)
     alias: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -159,6 +163,106 @@ class Alias(Base):
     create_confirmed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     alert_id: Mapped[str | None] = mapped_column(Text)
     last_request_id: Mapped[str | None] = mapped_column(Text)
+    # Who acknowledged / closed this generation: "source" (the webhook's sender, through us) or the OpsGenie user
+    # a callback named; `closed_in_opsgenie` when a human (not our request) closed it in OpsGenie.
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    closed_by: Mapped[str | None] = mapped_column(Text)
+    closed_in_opsgenie: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    tiny_id: Mapped[str | None] = mapped_column(Text)
+
+
+class Generation(Base):
+    """One row per OpsGenie alert an alias opened: (integration, alias, generation). ``aliases`` is the current
+    generation only; this keeps all of them, with what OpsGenie calls the alert (alertId, tinyId "#1234")."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_values(AliasState)})", name="state"),
+        Index("ix_generations_alert_id", "alert_id"),
+        Index("ix_generations_opsgenie_alias", "opsgenie_alias"),
+        Index("ix_generations_opened_at", "opened_at"),
+    )
+
+    integration: Mapped[str] = mapped_column(Text, primary_key=True)
+    alias: Mapped[str] = mapped_column(Text, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opsgenie_alias: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    source_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the source's own start
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(Text)
+    closed_in_opsgenie: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    occurrences: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    tiny_id: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CallbackOutcome(enum.StrEnum):
+    APPLIED = "applied"  # changed the alias (a human acked/closed in OpsGenie)
+    ECHO = "echo"  # caused by our own request: confirms delivery, never causes a send
+    RECORDED = "recorded"  # kept in the history, no state change (a note, an ownership change, ...)
+    IGNORED = "ignored"  # not for a current alert of ours (unknown alias, older generation, ...)
+    DUPLICATE = "duplicate"  # OpsGenie sent this one before
+
+
+class Callback(Base):
+    """Every authenticated callback from OpsGenie / JSM (their outgoing "Webhook" integration)."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_values(CallbackOutcome)})", name="outcome"),
+        Index("ix_callbacks_alias", "integration", "alias", "id"),
+        Index("ix_callbacks_received_at", "received_at"),
+        Index(
+            "uq_callbacks_dedup",
+            "alert_id",
+            "action",
+            "updated_at_ns",
+            unique=True,
+            postgresql_where=text("outcome <> 'duplicate'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    remote_addr: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)  # as OpsGenie named it (Acknowledge, AddNote, ...)
+    opsgenie_alias: Mapped[str | None] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    tiny_id: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str | None] = mapped_column(Text)
+    source_type: Mapped[str | None] = mapped_column(Text)
+    source_name: Mapped[str | None] = mapped_column(Text)
+    alert_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at_ns: Mapped[int | None] = mapped_column(BigInteger)  # OpsGenie's updatedAt (nanoseconds)
+    at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when OpsGenie says it happened
+    integration: Mapped[str | None] = mapped_column(Text)  # the alias it was matched to, if any
+    alias: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the raw callback (retention may remove it)
+
+
+class RefusedWebhook(Base):
+    """Webhooks refused before anything was stored (bad token, bad signature, unknown integration), counted per
+    minute, integration, remote address and reason — never the body or the credential presented."""
+
+    __tablename__ = "refused_webhooks"
+
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    integration: Mapped[str] = mapped_column(Text, primary_key=True)  # the name in the URL (may not exist)
+    remote_addr: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)  # unauthorized | bad_signature | unknown_integration
+    count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Outbox(Base):
@@ -182,6 +286,7 @@ class Outbox(Base):
             postgresql_where=text("status IN ('pending', 'in_flight')"),
         ),
         Index("ix_outbox_inbound", "inbound_id"),
+        Index("ix_outbox_replay", "replay_id", postgresql_where=text("replay_id IS NOT NULL")),
         Index("ix_outbox_integration_alias", "integration", "alias"),
     )
 
@@ -212,6 +317,11 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Retry age is measured from here; `replay` resets it.
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # What OpsGenie finally did with the request (it processes asynchronously): from the request-status API or a
+    # callback. `opsgenie_success` NULL: not known yet.
+    opsgenie_success: Mapped[bool | None] = mapped_column(Boolean)
+    opsgenie_status: Mapped[str | None] = mapped_column(Text)  # e.g. "Closed alert", "Alert does not exist"
+    opsgenie_processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class HistoryOrigin(enum.StrEnum):
@@ -229,6 +339,10 @@ class AliasHistory(Base):
         CheckConstraint(f"origin IN ({_values(HistoryOrigin)})", name="origin"),
         Index("ix_alias_history_alias", "integration", "alias", "id"),
         Index("ix_alias_history_at", "at"),
+        # Foreign keys are maintained through these when retention deletes the rows they point at.
+        Index("ix_alias_history_inbound", "inbound_id", postgresql_where=text("inbound_id IS NOT NULL")),
+        Index("ix_alias_history_outbox", "outbox_id", postgresql_where=text("outbox_id IS NOT NULL")),
+        Index("ix_alias_history_callback", "callback_id", postgresql_where=text("callback_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -246,6 +360,7 @@ class AliasHistory(Base):
     actor: Mapped[str | None] = mapped_column(Text)  # who: the source, an OpsGenie user, a console user
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id", ondelete="SET NULL"))
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id", ondelete="SET NULL"))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 

@@ -64,5 +64,5 @@ def run_emulator(**build_kwargs: Any) -> Iterator[RunningEmulator]:
     def release(loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(state.release_hangs)
 
-    with serve_app(app, before_stop=release) as server:
+    with serve_app(app, lifespan="on", before_stop=release) as server:
         yield RunningEmulator(server.base_url, app, state, server.loop)

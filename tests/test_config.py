@@ -10,12 +10,14 @@ from starlette.datastructures import Secret
 
 from alertbridge.config import (
     REGION_BASE_URLS,
+    CallbacksConfig,
     Config,
     ConfigError,
     DatabaseConfig,
     DeliveryConfig,
     IntegrationConfig,
     RenderingConfig,
+    RetentionConfig,
     ServerConfig,
     SignatureConfig,
     TargetConfig,
@@ -1016,6 +1018,8 @@ def test_schema_matches_the_dataclasses() -> None:
         | names(IntegrationConfig, "integrations", skip=("target", "signature"))
         | names(TargetConfig, "integrations.target")
         | names(SignatureConfig, "integrations.signature")
+        | names(CallbacksConfig, "callbacks")
+        | names(RetentionConfig, "retention")
     )
     assert keys == expected
     assert {f.name for f in dataclasses.fields(Config)} - {"source", "base_dir"} == {k.split(".")[0] for k in keys}
@@ -1056,6 +1060,7 @@ def test_example_file_parses_and_uses_every_key(tmp_path: Path) -> None:
         "GRAFANA_TOKEN": "gr-token-123",
         "GRAFANA_HMAC_SECRET": "gr-hmac-secret",
         "OPSGENIE_API_KEY": "key-1",
+        "OPSGENIE_CALLBACK_TOKEN": "callback-token-1",
         "JSM_API_KEY": "key-2",
         "SENTRY_CLIENT_SECRET": "sentry-secret-123",
         "DATADOG_TOKEN": "dd-token-123",

@@ -184,7 +184,7 @@ def test_ignore_keeps_reason() -> None:
             create(status="firing"),
             "status",
             "event 3: field 'status' is not a known event field (allowed: action, "
-            "alias, reason, message, description, responders, visibleTo, actions, tags, details, entity, source, "
+            "alias, reason, started_at, message, description, responders, visibleTo, actions, tags, details, entity, source, "
             "priority, user, note)",
         ),
         (
@@ -533,3 +533,25 @@ def test_unicode_fixture_fits_every_limit_and_keeps_text() -> None:
     assert first.fields["details"]["alertname"] == "تأخير الدفع مرتفع"
     assert "alertname:تأخير الدفع مرتفع" in first.fields["tags"]
     assert first.alias == "f8f9add23ebfa2db"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-09-14T08:11:32.481Z", "2026-09-14T08:11:32.481000+00:00"),
+        ("2026-09-14T10:11:32+02:00", "2026-09-14T08:11:32+00:00"),
+        ("2026-09-14T08:11:32", "2026-09-14T08:11:32+00:00"),
+        (1789373492, "2026-09-14T08:11:32+00:00"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_started_at_is_metadata_never_sent(value: Any, expected: str | None) -> None:
+    event = normalize_event({"action": "create", "alias": "a", "message": "m", "started_at": value})
+    assert (event.started_at.isoformat() if event.started_at else None) == expected
+    assert "started_at" not in event.fields
+
+
+def test_started_at_must_be_a_time() -> None:
+    with pytest.raises(EventError, match="started_at"):
+        normalize_event({"action": "create", "alias": "a", "message": "m", "started_at": "yesterday"})

@@ -10,19 +10,21 @@
 
 from __future__ import annotations
 
-from alertbridge.config.demo import DEMO_API_KEY, DEMO_INTEGRATIONS, DEMO_TOKEN, demo_config
+from alertbridge.config.demo import DEMO_API_KEY, DEMO_CALLBACK_TOKEN, DEMO_INTEGRATIONS, DEMO_TOKEN, demo_config
 from alertbridge.config.model import (
     PRIORITIES,
     REGION_BASE_URLS,
     SENTRY_SIGNATURE_HEADER,
     SENTRY_TIMESTAMP_HEADER,
     SIGNATURE_KINDS,
+    CallbacksConfig,
     Config,
     ConfigError,
     DatabaseConfig,
     DeliveryConfig,
     IntegrationConfig,
     RenderingConfig,
+    RetentionConfig,
     ServerConfig,
     SignatureConfig,
     TargetConfig,
@@ -41,6 +43,7 @@ from alertbridge.config.values import MIN_TOKEN_LENGTH, NAME_PATTERN
 
 __all__ = [
     "DEMO_API_KEY",
+    "DEMO_CALLBACK_TOKEN",
     "DEMO_INTEGRATIONS",
     "DEMO_TOKEN",
     "MIN_TOKEN_LENGTH",
@@ -50,12 +53,14 @@ __all__ = [
     "SENTRY_SIGNATURE_HEADER",
     "SENTRY_TIMESTAMP_HEADER",
     "SIGNATURE_KINDS",
+    "CallbacksConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
     "DeliveryConfig",
     "IntegrationConfig",
     "RenderingConfig",
+    "RetentionConfig",
     "Report",
     "ServerConfig",
     "SignatureConfig",

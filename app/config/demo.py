@@ -9,10 +9,11 @@ from pathlib import Path
 from starlette.datastructures import Secret
 
 from alertbridge.config.env import overrides
-from alertbridge.config.model import Config, IntegrationConfig, TargetConfig
+from alertbridge.config.model import CallbacksConfig, Config, IntegrationConfig, TargetConfig
 from alertbridge.config.parse import parse_config
 
 DEMO_TOKEN = "demo-token"
+DEMO_CALLBACK_TOKEN = "demo-callback-token"
 DEMO_API_KEY = "demo-key"
 # Sources a newcomer can curl with a token (Sentry and SNS need signatures, so they are not in the demo).
 DEMO_INTEGRATIONS = ("alertmanager", "generic", "grafana", "genesys", "azure_monitor", "datadog")
@@ -22,7 +23,8 @@ def demo_config(
     emulator_base_url: str, *, data_dir: Path = Path(".alertbridge"), env: Mapping[str, str] | None = None
 ) -> Config:
     """Each integration is named after its template, accepts the token "demo-token" (also in the X-Bridge-Token
-    header) and delivers to the built-in emulator. `env`'s scalar settings (ALERTBRIDGE_<SECTION>_<KEY>) apply as
+    header) and delivers to the built-in emulator, which calls back to /callbacks/opsgenie with the token
+    "demo-callback-token". `env`'s scalar settings (ALERTBRIDGE_<SECTION>_<KEY>) apply as
     they do with a config file."""
     env = env or {}
     base = parse_config("", env, source="<demo>")
@@ -50,4 +52,6 @@ def demo_config(
         source="<demo>",
         base_dir=Path("."),
         worker=base.worker,
+        callbacks=CallbacksConfig(tokens=(Secret(DEMO_CALLBACK_TOKEN),)),
+        retention=base.retention,
     )

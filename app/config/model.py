@@ -73,6 +73,26 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class CallbacksConfig:
+    """`[callbacks]`: OpsGenie's outgoing "Webhook" integration posting to /callbacks/opsgenie."""
+
+    tokens: tuple[Secret, ...] = ()  # none: callbacks are refused (401)
+    echo_users: tuple[str, ...] = ("alertbridge",)  # `user` values of our own requests
+    echo_sources: tuple[str, ...] = ()  # names of the OpsGenie API integrations the bridge sends with
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """`[retention]`: how long each kind of data is kept (days); 0 keeps it forever."""
+
+    raw_bodies_days: float = 30.0  # webhook and callback bodies (the rows stay)
+    events_days: float = 400.0  # webhooks, outbox rows, attempts, history, callbacks, closed generations
+    refused_days: float = 90.0  # refused-webhook counts
+    interval_seconds: float = 300.0  # how often the running bridge sweeps
+    batch_size: int = 5000  # rows per delete statement (short locks, bounded work per statement)
+
+
+@dataclass(frozen=True)
 class RenderingConfig:
     timeout_seconds: float = 2.0
     max_output_bytes: int = 4_194_304
@@ -87,6 +107,7 @@ class TargetConfig:
     default_team: str | None = None
     default_priority: str | None = None
     default_source: str | None = None
+    default_user: str = "alertbridge"  # the `user` of every request when the template names none
     scope_aliases: bool = True
 
 
@@ -129,6 +150,8 @@ class Config:
     source: str  # the config file's path, or "<demo>"
     base_dir: Path  # folder against which relative paths (templates, data_dir) resolve
     worker: WorkerConfig = WorkerConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 #: The tables of scalar settings (outside [[integrations]]), each of which may also come from the environment.
@@ -138,4 +161,5 @@ SCALAR_SECTIONS: dict[str, type] = {
     "delivery": DeliveryConfig,
     "rendering": RenderingConfig,
     "worker": WorkerConfig,
+    "retention": RetentionConfig,
 }

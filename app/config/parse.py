@@ -20,12 +20,14 @@ from alertbridge.config.model import (
     SENTRY_SIGNATURE_HEADER,
     SENTRY_TIMESTAMP_HEADER,
     SIGNATURE_KINDS,
+    CallbacksConfig,
     Config,
     ConfigError,
     DatabaseConfig,
     DeliveryConfig,
     IntegrationConfig,
     RenderingConfig,
+    RetentionConfig,
     ServerConfig,
     SignatureConfig,
     TargetConfig,
@@ -230,6 +232,10 @@ def inspect_config(
         source=source,
         base_dir=base_dir,
         worker=WorkerConfig(**_scalars(document, "worker", ctx)),
+        callbacks=CallbacksConfig(
+            **(s.table(document.get("callbacks", {}), "callbacks", ctx, s.CALLBACKS, "callbacks") or {})
+        ),
+        retention=RetentionConfig(**_scalars(document, "retention", ctx)),
     )
     tables = document.get("integrations")
     return Report(config, ctx.errors, templates, len(tables) if isinstance(tables, list) else 0)

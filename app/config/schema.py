@@ -22,6 +22,7 @@ from alertbridge.config.values import (
     header_name,
     integer,
     name,
+    names,
     number,
     path_value,
     priorities,
@@ -63,6 +64,18 @@ WORKER: dict[str, Check] = {
     "metrics_port": integer(minimum=0, maximum=65535),
     "stuck_after_seconds": number(),
 }
+CALLBACKS: dict[str, Check] = {
+    "tokens": tokens,
+    "echo_users": names,
+    "echo_sources": names,
+}
+RETENTION: dict[str, Check] = {
+    "raw_bodies_days": number(allow_zero=True),
+    "events_days": number(allow_zero=True),
+    "refused_days": number(allow_zero=True),
+    "interval_seconds": number(),
+    "batch_size": integer(minimum=100, maximum=1_000_000),
+}
 RENDERING: dict[str, Check] = {
     "timeout_seconds": number(),
     "max_output_bytes": integer(),
@@ -75,6 +88,7 @@ TARGET: dict[str, Check] = {
     "default_team": string(),
     "default_priority": choice(PRIORITIES),
     "default_source": string(max_length=MAX_SOURCE_LENGTH),
+    "default_user": string(max_length=MAX_SOURCE_LENGTH),
     "scope_aliases": boolean,
 }
 SIGNATURE: dict[str, Check] = {
@@ -112,6 +126,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "delivery": DELIVERY,
     "rendering": RENDERING,
     "worker": WORKER,
+    "callbacks": CALLBACKS,
+    "retention": RETENTION,
     "integrations": INTEGRATION,  # an array of tables: [[integrations]]
 }
 

@@ -320,3 +320,13 @@ def topic_arns(value: Any, path: str, ctx: Ctx) -> tuple[str, ...]:
     if failed:
         raise Reported
     return tuple(arns)
+
+
+def names(value: Any, path: str, ctx: Ctx) -> tuple[str, ...]:
+    """An array of non-empty strings."""
+    if not isinstance(value, list):
+        raise ctx.error(path, f"must be an array of strings (got {type_name(value)})")
+    items = [ctx.check(string(), item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if any(item is MISSING for item in items):
+        raise Reported
+    return tuple(items)

@@ -42,6 +42,7 @@ class Reason(enum.StrEnum):
     NOTE_OPEN = "note_open"
     NOTE_ACKNOWLEDGED = "note_acknowledged"
     NO_OPEN_ALERT = "no_open_alert"
+    CLOSED_IN_OPSGENIE = "closed_in_opsgenie"
     FORWARDED_UNKNOWN = "forwarded_unknown"
     IGNORED_BY_TEMPLATE = "ignored_by_template"
 
@@ -63,6 +64,7 @@ _TEXT = {
     Reason.NOTE_OPEN: "add note to open alert",
     Reason.NOTE_ACKNOWLEDGED: "add note to acknowledged alert",
     Reason.NO_OPEN_ALERT: "no open alert",
+    Reason.CLOSED_IN_OPSGENIE: "already closed in OpsGenie",
     Reason.FORWARDED_UNKNOWN: "no open alert known; forwarded (forward_unknown)",
     Reason.IGNORED_BY_TEMPLATE: "ignored by template",
 }
@@ -93,10 +95,13 @@ def decide(
     create_pending: bool = False,
     forward_unknown: bool = False,
     ignore_reason: str | None = None,
+    closed_in_opsgenie: bool = False,
 ) -> Decision:
     """The next step for ``action`` on an alias whose state is ``state`` (None: never seen).
 
     ``create_pending``: a create for this alias is queued and not yet sent.
+    ``closed_in_opsgenie``: a human closed (or deleted) the alert in OpsGenie (we heard it by callback); an ack,
+    close or note from the source is then recorded as such and not sent.
     ``forward_unknown``: send ack/close/note even when we know of no open alert (alerts opened before
     the bridge existed, or by another tool).
     ``ignore_reason``: why the template said "ignore".
@@ -114,6 +119,8 @@ def decide(
         return Decision(Verdict.SEND, state, repeat, count_delta=1)
     if action not in ("acknowledge", "close", "note"):
         raise ValueError(f"unknown action {action!r}")
+    if state == CLOSED and closed_in_opsgenie:
+        return Decision(Verdict.IGNORE, None, Reason.CLOSED_IN_OPSGENIE)
     if state not in LIVE:
         if forward_unknown:
             return Decision(Verdict.SEND, None, Reason.FORWARDED_UNKNOWN)
@@ -141,6 +148,13 @@ class AliasRecord:
     acknowledged_at: datetime | None = None
     closed_at: datetime | None = None
     create_pending: bool = False  # a create of this generation is queued and not sent yet
+    acknowledged_by: str | None = None  # SOURCE, or the OpsGenie user a callback named
+    closed_by: str | None = None
+    closed_in_opsgenie: bool = False  # closed by a human in OpsGenie, not by our request
+
+
+#: Who acted, when the source's webhook (sent on by the bridge) acknowledged or closed an alert.
+SOURCE = "source"
 
 
 def advance(record: AliasRecord | None, decision: Decision, now: datetime) -> AliasRecord | None:
@@ -159,11 +173,14 @@ def advance(record: AliasRecord | None, decision: Decision, now: datetime) -> Al
     if record is None:
         return None
     state = decision.next_state or record.state
+    acked, closed = state == ACKED and record.state != ACKED, state == CLOSED and record.state != CLOSED
     return replace(
         record,
         state=state,
         count=record.count + decision.count_delta,
         create_pending=record.create_pending or decision.code in _QUEUES_A_CREATE,
-        acknowledged_at=now if state == ACKED and record.state != ACKED else record.acknowledged_at,
-        closed_at=now if state == CLOSED and record.state != CLOSED else record.closed_at,
+        acknowledged_at=now if acked else record.acknowledged_at,
+        acknowledged_by=SOURCE if acked else record.acknowledged_by,
+        closed_at=now if closed else record.closed_at,
+        closed_by=SOURCE if closed else record.closed_by,
     )

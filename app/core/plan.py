@@ -77,9 +77,22 @@ class AliasWrite:
 
 
 @dataclass(frozen=True)
+class GenerationWrite:
+    """One OpsGenie alert (alias generation) as the plan leaves it; ``opening`` is the create that opened it in
+    this plan (its message, priority and the source's start time), None when it was opened earlier."""
+
+    alias: str
+    generation: int
+    opsgenie_alias: str
+    record: AliasRecord
+    opening: Event | None
+
+
+@dataclass(frozen=True)
 class Plan:
     events: list[PlannedEvent] = field(default_factory=list)
     aliases: list[AliasWrite] = field(default_factory=list)
+    generations: list[GenerationWrite] = field(default_factory=list)
 
     @property
     def sends(self) -> bool:
@@ -127,6 +140,7 @@ def plan(
     current: dict[str, AliasRecord | None] = dict(records)
     planned: list[PlannedEvent] = []
     writes: dict[str, AliasWrite] = {}
+    generations: dict[tuple[str, int], GenerationWrite] = {}
     for seq, event in enumerate(events):
         if event.action == "ignore":
             decision = decide(None, "ignore", ignore_reason=event.reason)
@@ -138,6 +152,7 @@ def plan(
             event.action,
             create_pending=bool(before and before.create_pending),
             forward_unknown=spec.forward_unknown,
+            closed_in_opsgenie=bool(before and before.closed_in_opsgenie),
         )
         after = advance(before, decision, now)
         generation = after.generation if after else (before.generation if before else 0)
@@ -156,7 +171,12 @@ def plan(
                 last_seq=seq,
                 new_generation=decision.new_generation or bool(earlier and earlier.new_generation),
             )
-    return Plan(planned, list(writes.values()))
+            key = (event.alias, after.generation)
+            opened = generations[key].opening if key in generations else None
+            generations[key] = GenerationWrite(
+                event.alias, after.generation, og_alias, after, event if decision.new_generation else opened
+            )
+    return Plan(planned, list(writes.values()), list(generations.values()))
 
 
 def _cuts(event: Event) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ async def lock(conn: Connection, integration: str, aliases: Sequence[str]) -> No
 
 _LOAD = """
 SELECT a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
+       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie,
        EXISTS (SELECT 1 FROM outbox o
                WHERE o.integration = a.integration AND o.alias = a.alias
                  AND o.generation = a.generation AND o.action = 'create'
@@ -47,14 +48,20 @@ async def load(conn: Connection, integration: str, aliases: Sequence[str]) -> di
 
 _WRITE = """
 INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count, first_seen_at, last_seen_at,
-                          opened_at, acknowledged_at, closed_at, last_action, last_outbox_id)
+                          opened_at, acknowledged_at, closed_at, acknowledged_by, closed_by, closed_in_opsgenie,
+                          last_action, last_outbox_id)
 SELECT %(i)s, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
-       u.action, u.outbox_id
+       u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id
 FROM unnest(%(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[], %(count)s::int[],
-            %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[], %(action)s::text[],
-            %(outbox)s::bigint[])
-     AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, action, outbox_id)
+            %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[], %(acked_by)s::text[],
+            %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[], %(outbox)s::bigint[])
+     AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og, action,
+          outbox_id)
 ON CONFLICT (integration, alias) DO UPDATE SET
+    acknowledged_by = EXCLUDED.acknowledged_by,
+    closed_by = EXCLUDED.closed_by,
+    closed_in_opsgenie = EXCLUDED.closed_in_opsgenie,
+    tiny_id = CASE WHEN a.generation = EXCLUDED.generation THEN a.tiny_id END,
     opsgenie_alias = EXCLUDED.opsgenie_alias,
     state = EXCLUDED.state,
     generation = EXCLUDED.generation,
@@ -92,6 +99,9 @@ async def write(
             "opened": [x.opened_at for x in r],
             "acked": [x.acknowledged_at for x in r],
             "closed": [x.closed_at for x in r],
+            "acked_by": [x.acknowledged_by for x in r],
+            "closed_by": [x.closed_by for x in r],
+            "closed_og": [x.closed_in_opsgenie for x in r],
             "action": [w.last_action for w in writes],
             "outbox": [outbox_ids.get(w.last_seq) for w in writes],
         },
@@ -132,13 +142,24 @@ async def create_to_confirm(conn: Connection, integration: str, alias: str, gene
 
 
 _CONFIRM_CREATE = """
-UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(%(alert_id)s, alert_id)
+WITH a AS (
+    UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(%(alert_id)s, alert_id),
+                       tiny_id = COALESCE(%(tiny_id)s, tiny_id)
+    WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
+)
+UPDATE generations SET alert_id = COALESCE(%(alert_id)s, alert_id), tiny_id = COALESCE(%(tiny_id)s, tiny_id),
+                       updated_at = now()
 WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
 """
 
 
-async def confirm_create(conn: Connection, integration: str, alias: str, generation: int, alert_id: str | None) -> None:
-    await conn.execute(_CONFIRM_CREATE, {"alert_id": alert_id, "i": integration, "a": alias, "g": generation})
+async def confirm_create(
+    conn: Connection, integration: str, alias: str, generation: int, alert_id: str | None, tiny_id: str | None = None
+) -> None:
+    """OpsGenie has processed this generation's create (request status, or its Create callback)."""
+    await conn.execute(
+        _CONFIRM_CREATE, {"alert_id": alert_id, "tiny_id": tiny_id, "i": integration, "a": alias, "g": generation}
+    )
 
 
 async def get(conn: Connection, integration: str, alias: str) -> dict[str, Any] | None:

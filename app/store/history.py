@@ -27,19 +27,20 @@ class Entry:
     actor: str | None = None
     inbound_id: int | None = None
     outbox_id: int | None = None
+    callback_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
 _INSERT = """
 INSERT INTO alias_history (integration, alias, generation, at, origin, action, from_state, to_state, decision,
-                           reason_code, reason, actor, inbound_id, outbox_id, details)
+                           reason_code, reason, actor, inbound_id, outbox_id, callback_id, details)
 SELECT %(i)s, u.alias, u.gen, %(at)s, u.origin, u.action, u.from_state, u.to_state, u.decision, u.code, u.reason,
-       u.actor, u.inbound_id, u.outbox_id, u.details
+       u.actor, u.inbound_id, u.outbox_id, u.callback_id, u.details
 FROM unnest(%(alias)s::text[], %(gen)s::int[], %(origin)s::text[], %(action)s::text[], %(from)s::text[],
             %(to)s::text[], %(decision)s::text[], %(code)s::text[], %(reason)s::text[], %(actor)s::text[],
-            %(inbound)s::bigint[], %(outbox)s::bigint[], %(details)s::jsonb[])
+            %(inbound)s::bigint[], %(outbox)s::bigint[], %(callback)s::bigint[], %(details)s::jsonb[])
      AS u(alias, gen, origin, action, from_state, to_state, decision, code, reason, actor, inbound_id, outbox_id,
-          details)
+          callback_id, details)
 """
 
 
@@ -63,6 +64,7 @@ async def append(conn: Connection, integration: str, entries: Sequence[Entry], a
             "actor": [e.actor for e in entries],
             "inbound": [e.inbound_id for e in entries],
             "outbox": [e.outbox_id for e in entries],
+            "callback": [e.callback_id for e in entries],
             "details": [Jsonb(e.details) for e in entries],
         },
     )

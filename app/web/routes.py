@@ -11,6 +11,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from alertbridge import __version__, metrics
 from alertbridge.db import is_unavailable
+from alertbridge.web.aliases_api import get_alias, list_aliases
+from alertbridge.web.callbacks import receive_callback
 from alertbridge.web.webhooks import error, receive
 
 
@@ -64,6 +66,10 @@ def routes(emulator: Starlette | None = None) -> list[BaseRoute]:
         Route("/readyz", readyz),
         Route("/metrics", prometheus),
         Route("/webhooks/{integration}", receive, methods=["POST"]),
+        Route("/callbacks/opsgenie", receive_callback, methods=["POST"]),
+        Route("/api/v1/aliases", list_aliases),
+        Route("/api/v1/aliases/{integration}/{alias:path}", get_alias),
+        Route("/callbacks/opsgenie/{integration}", receive_callback, methods=["POST"]),
     ]
     if emulator is not None:
         table.append(Mount("/emulator", app=emulator))

@@ -64,7 +64,7 @@ UNAUTHORIZED = (
 )
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
+async def read_capped(request: Request, limit: int) -> bytes | None:
     """The body, or None as soon as it exceeds ``limit`` bytes (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
@@ -80,7 +80,9 @@ async def receive(request: Request) -> JSONResponse:
     name = request.path_params["integration"]
     endpoints: dict[str, Endpoint] = request.app.state.endpoints
     endpoint = endpoints.get(name)
+    remote = request.client.host if request.client else None
     if endpoint is None or not endpoint.enabled:
+        request.app.state.refused.add(name, remote, "unknown_integration")
         # Integration names are listed only in demo mode: elsewhere they would tell a stranger what to attack.
         names = sorted(n for n, e in endpoints.items() if e.enabled) if request.app.state.demo else None
         extra = {"integrations": names} if names is not None else {}
@@ -105,7 +107,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
 async def _receive(request: Request, name: str, endpoint: Endpoint) -> tuple[int, dict[str, Any]]:
     db: Database = request.app.state.db
     max_body: int = request.app.state.max_body_bytes
+    remote = request.client.host if request.client else None
     if not endpoint.authenticated(request):
+        request.app.state.refused.add(name, remote, "unauthorized")
         where = f", or the {endpoint.token_header} header" if endpoint.token_header else ""
         return _error(401, "unauthorized", UNAUTHORIZED + where)
 
@@ -120,7 +124,7 @@ async def _receive(request: Request, name: str, endpoint: Endpoint) -> tuple[int
     try:
         declared = request.headers.get("content-length")
         declared_size = int(declared) if declared and declared.isdigit() else None
-        body = None if declared_size is not None and declared_size > max_body else await _read_capped(request, max_body)
+        body = None if declared_size is not None and declared_size > max_body else await read_capped(request, max_body)
         if body is None:
             if not endpoint.tokens and endpoint.signature is not None:  # not authenticated yet: store nothing
                 return _error(413, "body_too_large", f"body is larger than {max_body} bytes")
@@ -133,6 +137,7 @@ async def _receive(request: Request, name: str, endpoint: Endpoint) -> tuple[int
                 message = await endpoint.signature.verify(body, request.headers)  # case-insensitive
             except SignatureError as exc:
                 log.info("signature refused for %s: %s", name, exc.message)
+                request.app.state.refused.add(name, remote, "bad_signature")
                 return _error(401, "bad_signature", exc.message)
         if isinstance(endpoint.signature, SnsVerifier) and message and message.get("Type") in HANDSHAKE_TYPES:
             answer = await endpoint.signature.handshake(message)
