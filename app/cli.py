@@ -93,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from alertbridge import settings
     from alertbridge.emulator import build_app as build_emulator
     from alertbridge.main import build_app
+    from alertbridge.secretbox import SecretKeyError
 
     # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
     loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
@@ -100,7 +101,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or loaded[0].server.port
     config, bridge, url, demo = _prepare(args, loaded)
     emulator = build_emulator(api_keys=[DEMO_API_KEY]) if (demo or args.mount_emulator) else None
-    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator)
+    try:
+        app = build_app(
+            bridge,
+            url,
+            run_worker=not args.no_worker,
+            emulator=emulator,
+            secret_key=_secret_key(),
+            reload_config=_config_reloader(args),
+        )
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
     if demo:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
@@ -126,22 +137,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_key() -> str | None:
+    from alertbridge import settings
+    from alertbridge.secretbox import ENV_NAME
+
+    return settings.ENV.get(ENV_NAME)
+
+
+def _config_reloader(args: argparse.Namespace) -> Any:
+    """What SIGHUP re-reads: the config file this process was started with (the demo has none)."""
+    from alertbridge import settings
+    from alertbridge.config import ConfigError, load_config
+
+    path = getattr(args, "config", None) or settings.CONFIG_PATH
+
+    def load() -> Any:
+        if not path:
+            raise ConfigError("no config file (demo mode): nothing to reload")
+        return load_config(path, settings.ENV)
+
+    return load
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alertbridge.main import build_worker, worker_database
+    from alertbridge.main import (
+        apply_config,
+        build_worker,
+        follow_targets,
+        on_sighup,
+        sync_integrations,
+        worker_database,
+    )
+    from alertbridge.registry import Registry
+    from alertbridge.secretbox import SecretBox, SecretKeyError
 
     config, bridge, url, _ = _prepare(args)
+    try:
+        box = SecretBox.from_env(_secret_key())
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
+    reload_config = _config_reloader(args)
 
     async def run() -> None:
         db = worker_database(url, config)
         await db.open()
+        registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
         worker = build_worker(bridge, db)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        log.info("worker %s delivering for %s", worker.name, ", ".join(bridge.routes) or "no integrations")
+        follower = None
         try:
+            await sync_integrations(db, bridge)
+            await registry.reload(db, force=True)
+            follow_targets(registry, worker)
+            follower = asyncio.create_task(registry.follow(db, db.url))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            on_sighup(lambda: apply_config(db, registry, reload_config))
+            log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
             await worker.run_forever()
         finally:
+            if follower is not None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
             await worker.client.aclose()
             await db.close()
             if bridge.http is not None:

@@ -120,6 +120,7 @@ class IntegrationConfig:
     # severity word (lower-case, stripped) -> "P1".."P5"; read-only
     priorities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     signature: SignatureConfig | None = None
+    locked: bool = False  # refuse template edits from the console and the admin API (409)
 
 
 @dataclass(frozen=True)
@@ -428,6 +429,7 @@ _INTEGRATION: dict[str, Any] = {
     "allow_unauthenticated": _boolean,
     "forward_unknown": _boolean,
     "enabled": _boolean,
+    "locked": _boolean,
     "priorities": _priorities,  # a free-form table, checked as one value
     "target": _TARGET,
     "signature": _SIGNATURE,

@@ -24,13 +24,16 @@ class NewInbound:
     template_sha256: str | None
     events_count: int
     traceparent: str | None
+    template_version_id: int | None = None
 
 
 _INSERT = """
 INSERT INTO inbound_events (integration, remote_addr, content_type, headers, query, body, body_size, status,
-                            current_status, error, template_sha256, events_count, traceparent, processed_at)
+                            current_status, error, template_sha256, events_count, traceparent, processed_at,
+                            template_version_id)
 VALUES (%(integration)s, %(remote_addr)s, %(content_type)s, %(headers)s, %(query)s, %(body)s, %(body_size)s,
-        %(status)s, %(status)s, %(error)s, %(template_sha256)s, %(events_count)s, %(traceparent)s, now())
+        %(status)s, %(status)s, %(error)s, %(template_sha256)s, %(events_count)s, %(traceparent)s, now(),
+        %(template_version_id)s)
 RETURNING id
 """
 
@@ -64,8 +67,8 @@ async def get(conn: Connection, inbound_id: int) -> dict[str, Any] | None:
 
 _INSERT_REPLAY = """
 WITH r AS (
-    INSERT INTO inbound_replays (inbound_id, actor, status, error, template_sha256, events_count)
-    VALUES (%(inbound_id)s, %(actor)s, %(status)s, %(error)s, %(sha)s, %(n)s)
+    INSERT INTO inbound_replays (inbound_id, actor, status, error, template_sha256, events_count, template_version_id)
+    VALUES (%(inbound_id)s, %(actor)s, %(status)s, %(error)s, %(sha)s, %(n)s, %(vid)s)
     RETURNING id, inbound_id, status
 ), u AS (
     UPDATE inbound_events i SET current_status = r.status, replay_count = replay_count + 1, processed_at = now()
@@ -84,6 +87,7 @@ async def record_replay(
     error: dict[str, Any] | None,
     template_sha256: str | None,
     events_count: int,
+    template_version_id: int | None = None,
 ) -> int:
     """A replay is a row of its own; the webhook's original status and error stay as they were."""
     cur = await conn.execute(
@@ -95,6 +99,7 @@ async def record_replay(
             "error": Jsonb(error) if error is not None else None,
             "sha": template_sha256,
             "n": events_count,
+            "vid": template_version_id,
         },
     )
     found = await cur.fetchone()
