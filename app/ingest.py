@@ -336,4 +336,4 @@ async def replay(
             conn, route, inbound_id, prepared.events, msg.traceparent, replay_id=replay_id, now=now
         )
     answer = _answer(inbound_id, prepared, result, ids)
-    return Result(answer.status, {**answer.body, "replay_id": replay_id})
+    return Result(answer.status, {**answer.body, "replay_id": replay_id, "template_version_id": route.version_id})
