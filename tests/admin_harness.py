@@ -4,6 +4,7 @@ and console users made through the real services."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ def console_config_text(base_url: str) -> str:
 
 
 def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
+    """Run a coroutine to its end on a loop of its own, in a thread (the caller's thread may have a running loop:
+    Playwright's sync API keeps one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(60)
 
 
 def make_token(database_url: str, name: str, role: str) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -96,3 +97,14 @@ def test_demo_prints_an_admin_password_that_logs_in(tmp_path: Path, database_url
             r"console: (http://\S+/console) \(demo mode\) log in as 'admin' with the password (\S+)", text
         )
         assert match, text
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False) as client:
+            page = client.get("/console/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert csrf
+            r = client.post(
+                "/console/login",
+                data={"name": "admin", "password": match.group(2), "csrf_token": csrf.group(1)},
+            )
+            assert r.status_code == 303 and r.headers["location"].endswith("/console/integrations")
+            listing = client.get("/console/integrations")
+            assert listing.status_code == 200 and "/webhooks/alertmanager" in listing.text

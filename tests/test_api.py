@@ -92,7 +92,7 @@ def test_create_a_console_integration_rotate_its_token_and_disable_it(console: C
     assert r.status_code == 201, r.text
     created = r.json()
     first = created["token"]
-    assert created["managed_by"] == "console" and created["target"]["api_key"] == "set (encrypted)"
+    assert created["managed_by"] == "console" and created["target"]["api_key"] == "encrypted in Postgres"
     assert created["defaults"]["priority"] == "P2"
     assert console.api("POST", "/integrations", json={"name": "cron", "base_url": "http://x"}).status_code == 409
     # The key is encrypted, the token hashed: neither is anywhere in the database in clear.
@@ -152,7 +152,7 @@ def test_target_update_and_export_round_trip(console: Console) -> None:
     r = console.api("POST", "/integrations", json={"name": "cron", "region": "eu", "default_team": "ops"})
     assert r.status_code == 201 and r.json()["target"]["api_key"] == "missing"
     r = console.api("PUT", "/integrations/cron/target", json={"api_key": "new-key", "default_source": "cron"})
-    assert r.status_code == 200 and r.json()["target"]["api_key"] == "set (encrypted)"
+    assert r.status_code == 200 and r.json()["target"]["api_key"] == "encrypted in Postgres"
     assert console.api("PUT", "/integrations/cron/target", json={}).status_code == 422
     assert console.api("PUT", "/integrations/alertmanager/target", json={"region": "us"}).status_code == 409
     text = console.api("GET", "/export/integrations.toml").text

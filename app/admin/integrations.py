@@ -32,7 +32,7 @@ def _iso(value: Any) -> str | None:
 def api_key_state(row: dict[str, Any]) -> str:
     if row["managed_by"] == ManagedBy.FILE:
         return "in the config file"
-    return "set (encrypted)" if row["has_api_key"] else "missing"
+    return "encrypted in Postgres" if row["has_api_key"] else "missing"
 
 
 def public(row: dict[str, Any], stats: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,9 +6,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from alertbridge import __version__
 from alertbridge.db import is_unavailable
+from alertbridge.web.admin import editor, login, operations, versions
+from alertbridge.web.admin import integrations as pages
 from alertbridge.web.api import base as api_base
 from alertbridge.web.api import integrations as api_integrations
 from alertbridge.web.api import operations as api_ops
@@ -84,6 +87,46 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+C = "/console/integrations/{name}"
+
+
+def console_routes() -> list[BaseRoute]:
+    """The console (docs/console.md): server-rendered HTML; a session cookie, a CSRF token on every form."""
+    return [
+        Route("/console", login.home, methods=["GET"]),
+        Route("/console/login", login.login_form, methods=["GET"]),
+        Route("/console/login", login.login, methods=["POST"]),
+        Route("/console/logout", login.logout, methods=["POST"]),
+        Route("/console/integrations", pages.listing, methods=["GET"]),
+        Route("/console/integrations", pages.create, methods=["POST"]),
+        Route("/console/new-integration", pages.new, methods=["GET"]),
+        Route(C, pages.detail, methods=["GET"]),
+        Route(C + "/tokens", pages.add_token, methods=["POST"]),
+        Route(C + "/tokens/{token_id:int}/remove", pages.remove_token, methods=["POST"]),
+        Route(C + "/enable", pages.enable, methods=["POST"]),
+        Route(C + "/disable", pages.disable, methods=["POST"]),
+        Route(C + "/target", pages.set_target, methods=["POST"]),
+        Route(C + "/editor", editor.editor, methods=["GET"]),
+        Route(C + "/preview", editor.preview_fragment, methods=["POST"]),
+        Route(C + "/test", editor.test_fragment, methods=["POST"]),
+        Route(C + "/save", editor.save, methods=["POST"]),
+        Route(C + "/versions", versions.listing, methods=["GET"]),
+        Route(C + "/diff", versions.diff, methods=["GET"]),
+        Route(C + "/versions/{n:int}/restore", versions.restore, methods=["POST"]),
+        Route(C + "/versions/{n:int}.j2", versions.source, methods=["GET"]),
+        Route("/console/failed", operations.failed, methods=["GET"]),
+        Route("/console/failed/replay", operations.replay_one, methods=["POST"]),
+        Route("/console/failed/replay-all", operations.replay_all, methods=["POST"]),
+        Route("/console/dead", operations.dead, methods=["GET"]),
+        Route("/console/dead/replay", operations.dead_replay, methods=["POST"]),
+        Route("/console/dead/discard", operations.dead_discard, methods=["POST"]),
+        Route("/console/timeline", operations.alias_timeline, methods=["GET"]),
+        Route("/console/audit", operations.audit_log, methods=["GET"]),
+        Route("/console/export/integrations.toml", operations.export_toml, methods=["GET"]),
+        Mount("/console/static", app=StaticFiles(packages=[("alertbridge.web", "static")]), name="static"),
+    ]
+
+
 def routes(emulator: Starlette | None = None) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/", index),
@@ -91,6 +134,7 @@ def routes(emulator: Starlette | None = None) -> list[BaseRoute]:
         Route("/readyz", readyz),
         Route("/webhooks/{integration}", receive, methods=["POST"]),
         *api_routes(),
+        *console_routes(),
     ]
     if emulator is not None:
         table.append(Mount("/emulator", app=emulator))
