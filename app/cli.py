@@ -325,9 +325,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return 0 if ids or not args.outbox else 1
             if not args.event_ids:
                 raise CliError("name inbound event ids, or --dead / --outbox ID")
+            # The active versions in Postgres, after applying the config file as serve does at start-up (a fixed
+            # template file becomes the active version; a console edit of an unchanged file template stays).
+            from alertbridge.main import sync_integrations
+            from alertbridge.registry import Registry
+
+            await sync_integrations(db, bridge)
+            registry = Registry(config, initial=bridge.snapshot, http=bridge.http)
+            await registry.reload(db, force=True)
             for event_id in args.event_ids:
                 try:
-                    result = await replay(db, bridge.routes, event_id, force=args.force)
+                    result = await replay(db, registry.current.routes, event_id, force=args.force)
                 except ReplayError as exc:
                     print(json.dumps({"id": event_id, "error": str(exc)}))
                     status = 1

@@ -124,6 +124,9 @@ def test_create_a_console_integration_rotate_its_token_and_disable_it(console: C
 
     assert console.api("POST", "/integrations/cron/disable").status_code == 200
     assert console.webhook("cron", {"action": "note", "alias": "nightly", "note": "d"}, token=second).status_code == 404
+    assert console.api("POST", "/integrations/cron/enable").json() == {"enabled": True}
+    assert console.webhook("cron", {"action": "note", "alias": "nightly", "note": "e"}, token=second).status_code == 202
+    assert console.api("POST", "/integrations/nope/enable").status_code == 404
     # File-managed integrations are changed in the file.
     r = console.api("POST", "/integrations/generic/disable")
     assert r.status_code == 409 and "config file" in r.json()["message"]
@@ -136,6 +139,7 @@ def test_create_a_console_integration_rotate_its_token_and_disable_it(console: C
         "integration.token.add",
         "integration.token.remove",
         "integration.disable",
+        "integration.enable",
     ]
 
 
