@@ -90,7 +90,6 @@ def test_log_in_log_out_and_a_wrong_password(page: Any, live: Console, screensho
     assert page.locator("table.list tbody tr").count() == 3
     cookie = next(c for c in page.context.cookies() if c["name"] == "alertbridge_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    shot(page, screenshot_dir, "02-integrations")
     page.click("button:text('Log out')")
     page.wait_for_url("**/console/login")
     # The session is gone server side: the old cookie does not work any more.
@@ -353,6 +352,12 @@ def test_create_a_console_integration_and_follow_an_alias(
         ),
         what="deliveries",
     )
+    httpx.post(f"{live.base_url}/webhooks/backups", content=b"{not json", headers={"Authorization": f"Bearer {token}"})
+    page.click("nav a:text('Integrations')")
+    row = page.locator("table.list tbody tr", has_text="backups")
+    assert "console" in row.inner_text() and "encrypted in Postgres" in row.inner_text()
+    assert [c.strip() for c in row.locator("td.num").all_inner_texts()] == ["2", "1", "0", "0", "0"]
+    shot(page, screenshot_dir, "02-integrations")
     page.click("nav a:text('Alias timeline')")
     page.fill("input[name=text]", "Nightly backup")
     page.click("button:text('Find')")
