@@ -260,11 +260,13 @@ class Registry:
     async def reload(self, db: Database, *, force: bool = False) -> bool:
         """Rebuild from Postgres when the change counter moved (or ``force``). True when swapped."""
         async with self._lock:
+            if not force:  # the cheap check every poll makes: has anything changed?
+                async with db.connection() as conn:
+                    if await config_state.counter(conn) == self.current.counter:
+                        return False
             async with db.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 counter, rows = await integrations_store.runtime(conn)
-            if counter == self.current.counter and not force:
-                return False
             self.swap(self.build(counter, rows))
             log.info("registry at change %s: %d integrations", counter, len(self.current.endpoints))
             return True
