@@ -191,6 +191,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         build_worker,
         follow_targets,
         on_sighup,
+        registry_database,
         sync_integrations,
         worker_database,
     )
@@ -210,11 +211,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
         worker = build_worker(bridge, db)
         follower = None
+        rdb = registry_database(url)  # the registry polls on a connection of its own
         try:
             await sync_integrations(db, bridge)
             await registry.reload(db, force=True)
             follow_targets(registry, worker)
-            follower = asyncio.create_task(registry.follow(db, db.url))
+            await rdb.open()
+            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
@@ -225,6 +228,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if follower is not None:
                 follower.cancel()
                 await asyncio.gather(follower, return_exceptions=True)
+            await rdb.close()
             await worker.client.aclose()
             await db.close()
             if bridge.http is not None:

@@ -84,6 +84,11 @@ def build_worker(bridge: Bridge, db: Database, *, name: str | None = None) -> Wo
     return Worker(db, client, bridge.targets, worker_options(bridge.config), listen_url=db.url, name=name)
 
 
+def registry_database(url: str) -> Database:
+    """One connection for the registry's poll and reloads (its LISTEN has a connection of its own)."""
+    return Database(url, size=1, name="alertbridge-registry", wait_timeout=2.0)
+
+
 def worker_database(url: str, config: Config) -> Database:
     """Delivery has a pool of its own, so webhooks and deliveries never wait for each other's connections."""
     return Database(url, size=min(config.delivery.max_in_flight, 8) + 2, name="alertbridge-worker")
@@ -228,7 +233,9 @@ def build_app(
             app.state.db = db
             await sync_integrations(db, bridge)
             await registry.reload(db, force=True)
-            follower = asyncio.create_task(registry.follow(db, db.url))
+            # The registry polls on a connection of its own, so it never competes with webhooks for the pool.
+            rdb = await stack.enter_async_context(registry_database(database_url))
+            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
 
             async def stop_following() -> None:
                 follower.cancel()
