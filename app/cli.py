@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from alertbridge import __version__, process
+from alertbridge import __version__, cli_admin, process
 
 log = logging.getLogger("alertbridge")
 
@@ -118,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
     from alertbridge.main import build_app
+    from alertbridge.secretbox import SecretKeyError
 
     # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
     loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
@@ -135,7 +136,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             callback_url=callback if demo else None,
             callback_headers={"X-Bridge-Token": DEMO_CALLBACK_TOKEN},
         )
-    app = build_app(bridge, url, run_worker=not args.no_worker, emulator=emulator, demo=demo)
+    try:
+        app = build_app(
+            bridge,
+            url,
+            run_worker=not args.no_worker,
+            emulator=emulator,
+            demo=demo,
+            secret_key=_secret_key(),
+            reload_config=_config_reloader(args),
+            on_started=_demo_admin(host, port) if demo else None,
+        )
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
     if demo:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
@@ -160,8 +173,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
 
 
+DEMO_ADMIN = "admin"
+
+
+def _demo_admin(host: str, port: int) -> Any:
+    """The demo's console user: "admin" with a new password at every start, printed so a newcomer can log in."""
+
+    async def create(app: Any) -> None:
+        import secrets
+
+        from alertbridge.admin import auth
+
+        password = secrets.token_urlsafe(12)
+        await auth.create_user(app.state.db, DEMO_ADMIN, password, "admin", actor="demo")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        log.info(
+            "console: http://%s:%s/console (demo mode) log in as %r with the password %s",
+            shown,
+            port,
+            DEMO_ADMIN,
+            password,
+        )
+
+    return create
+
+
+def _secret_key() -> str | None:
+    from alertbridge import settings
+    from alertbridge.secretbox import ENV_NAME
+
+    return settings.ENV.get(ENV_NAME)
+
+
+def _config_reloader(args: argparse.Namespace) -> Any:
+    """What SIGHUP re-reads: the config file this process was started with (the demo has none)."""
+    from alertbridge import settings
+    from alertbridge.config import ConfigError, load_config
+
+    path = getattr(args, "config", None) or settings.CONFIG_PATH
+
+    def load() -> Any:
+        if not path:
+            raise ConfigError("no config file (demo mode): nothing to reload")
+        return load_config(path, settings.ENV)
+
+    return load
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alertbridge.main import build_worker, build_worker_app, worker_database
+    from alertbridge.main import (
+        apply_config,
+        build_worker,
+        build_worker_app,
+        follow_targets,
+        on_sighup,
+        registry_database,
+        sync_integrations,
+        worker_database,
+    )
+    from alertbridge.registry import Registry
+    from alertbridge.secretbox import SecretBox, SecretKeyError
 
     loaded = _load_config(args)
     host = args.metrics_host or loaded[0].worker.metrics_host
@@ -169,20 +240,38 @@ def cmd_worker(args: argparse.Namespace) -> int:
     http = _MetricsServer(host, port)
     http.bind()  # before the database and migrations: a port in use is a one-line error
     config, bridge, url, _ = _prepare(args, loaded)
+    try:
+        box = SecretBox.from_env(_secret_key())
+    except SecretKeyError as exc:
+        raise CliError(str(exc)) from None
+    reload_config = _config_reloader(args)
 
     async def run() -> None:
         db = worker_database(url, config)
         await db.open()
+        registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
         worker = build_worker(bridge, db)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        log.info("worker %s delivering for %s", worker.name, ", ".join(bridge.routes) or "no integrations")
+        follower = None
+        rdb = registry_database(url)  # the registry polls on a connection of its own
         try:
+            await sync_integrations(db, bridge)
+            await registry.reload(db, force=True)
+            follow_targets(registry, worker)
+            await rdb.open()
+            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            on_sighup(lambda: apply_config(db, registry, reload_config))
+            log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
             await http.start(build_worker_app(db, worker, config.worker.stuck_after_seconds))
             await worker.run_forever()
         finally:
             await http.stop()
+            if follower is not None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
+            await rdb.close()
             await worker.client.aclose()
             await db.close()
             if bridge.http is not None:
@@ -365,9 +454,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return 0 if ids or not args.outbox else 1
             if not args.event_ids:
                 raise CliError("name inbound event ids, or --dead / --outbox ID")
+            # The active versions in Postgres, after applying the config file as serve does at start-up (a fixed
+            # template file becomes the active version; a console edit of an unchanged file template stays).
+            from alertbridge.main import sync_integrations
+            from alertbridge.registry import Registry
+
+            await sync_integrations(db, bridge)
+            registry = Registry(config, initial=bridge.snapshot, http=bridge.http)
+            await registry.reload(db, force=True)
             for event_id in args.event_ids:
                 try:
-                    result = await replay(db, bridge.routes, event_id, force=args.force)
+                    result = await replay(db, registry.current.routes, event_id, force=args.force)
                 except ReplayError as exc:
                     print(json.dumps({"id": event_id, "error": str(exc)}))
                     status = 1
@@ -534,6 +631,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-migrate", action="store_true")
     rp.set_defaults(func=cmd_replay)
 
+    cli_admin.add_parser(sub, with_config)
+
     e = sub.add_parser("emulator", help="run the OpsGenie/JSM emulator alone")
     e.add_argument("--host", default="127.0.0.1")
     e.add_argument("--port", type=int, default=8900)
@@ -602,4 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so `python -m alertbridge.cli` has one copy of its classes (CliError)
+    # shared with the modules it imports (alertbridge.cli_admin).
+    from alertbridge.cli import main as _main
+
+    sys.exit(_main())

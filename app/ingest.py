@@ -38,6 +38,7 @@ class Route:
     max_json_depth: int = 64
     priorities: Mapping[str, str] = field(default_factory=dict)  # [integrations.priorities]
     base_url: str = "https://api.opsgenie.com"  # the target, for the exact requests a preview shows
+    version_id: int | None = None  # the template_versions row of `template` (None: not from Postgres)
 
     @property
     def spec(self) -> PlanSpec:
@@ -222,6 +223,7 @@ def inbound_store_row(
         status=status,
         error=error,
         template_sha256=route.template.sha256 if body is not None else None,
+        template_version_id=route.version_id if body is not None else None,
         events_count=n,
         traceparent=msg.traceparent,
     )
@@ -345,10 +347,11 @@ async def replay(
             status=prepared.status.value,
             error=prepared.error,
             template_sha256=route.template.sha256,
+            template_version_id=route.version_id,
             events_count=len(prepared.events),
         )
         result, ids = await _apply(
             conn, route, inbound_id, prepared.events, msg.traceparent, replay_id=replay_id, now=now
         )
     answer = _answer(inbound_id, prepared, result, ids)
-    return Result(answer.status, {**answer.body, "replay_id": replay_id})
+    return Result(answer.status, {**answer.body, "replay_id": replay_id, "template_version_id": route.version_id})

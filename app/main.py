@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,20 +20,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alertbridge import metrics, redact
-from alertbridge.config import SENTRY_SIGNATURE_HEADER, Config, ConfigError, IntegrationConfig
+from alertbridge import metrics
+from alertbridge.config import Config, ConfigError
 from alertbridge.core.retry import RetryPolicy
 from alertbridge.db import Database
 from alertbridge.delivery import Target, Worker, WorkerOptions
 from alertbridge.ingest import Route
-from alertbridge.limits import Defaults
 from alertbridge.opsgenie import Client
 from alertbridge.refused import RefusedCounter
-from alertbridge.rendering import CompiledTemplate, RenderLimits, TemplateError, compile_template, load_template_source
+from alertbridge.registry import LiveEndpoints, Registry, Snapshot, auth_mode, from_config
+from alertbridge.rendering import CompiledTemplate
 from alertbridge.retention import run_sweeper
-from alertbridge.sns import CertStore, SnsVerifier
+from alertbridge.secretbox import SecretBox
 from alertbridge.store import integrations as integrations_store
-from alertbridge.web.auth import BodyCheck, HmacCheck
 from alertbridge.web.routes import routes, worker_routes
 from alertbridge.web.webhooks import Endpoint
 
@@ -39,116 +40,27 @@ log = logging.getLogger("alertbridge")
 access_log = logging.getLogger("alertbridge.access")
 
 
-def load_template(integration: IntegrationConfig, index: int, config: Config) -> CompiledTemplate:
-    try:
-        name, source = load_template_source(integration.template, config.base_dir)
-        return compile_template(source, name)
-    except TemplateError as exc:
-        where = f" (line {exc.line})" if exc.line else ""
-        raise ConfigError(f"{config.source}: integrations[{index}].template: {exc.message}{where}") from None
-
-
 @dataclass(frozen=True)
 class Bridge:
-    """Everything derived from the config, ready to serve."""
+    """Everything derived from the config file, ready to serve (the registry's first snapshot; once running,
+    every process follows Postgres instead)."""
 
     config: Config
-    endpoints: dict[str, Endpoint]
-    routes: dict[str, Route]
-    targets: dict[str, Target]
+    endpoints: Mapping[str, Endpoint]
+    routes: Mapping[str, Route]
+    targets: Mapping[str, Target]
     templates: dict[str, CompiledTemplate]
     http: httpx.AsyncClient | None = None  # for SNS certificates and subscription confirmations
-
-
-def body_check(integ: IntegrationConfig, http: httpx.AsyncClient | None) -> BodyCheck | None:
-    sig = integ.signature
-    if sig is None:
-        return None
-    if sig.kind in ("hmac-sha256", "sentry"):  # Sentry: header defaults filled in by the config parser
-        assert sig.secret is not None and sig.header is not None
-        return HmacCheck(
-            str(sig.secret),
-            sig.header,
-            sig.timestamp_header,
-            sign_timestamp=sig.kind != "sentry",
-            max_skew=sig.max_skew_seconds,
-        )
-    return SnsVerifier(
-        certs=CertStore(http, local_file=sig.signing_cert_file),
-        topic_arns=frozenset(sig.topic_arns),
-        confirm_subscriptions=sig.confirm_subscriptions,
-        http=http,
-    )
-
-
-def config_secrets(config: Config) -> list[str]:
-    """Every secret of the config (tokens, signature secrets, API keys): a header or query value that carries one
-    of them is redacted whatever its name, on every integration."""
-    out: list[str] = []
-    for integ in config.integrations:
-        out += [str(t) for t in integ.tokens]
-        out.append(str(integ.target.api_key))
-        if integ.signature is not None and integ.signature.secret is not None:
-            out.append(str(integ.signature.secret))
-    return out
-
-
-def secret_headers(integ: IntegrationConfig) -> frozenset[str]:
-    """The headers of an integration whose value is a credential, whatever their name: its token header and its
-    signature header (the timestamp header is not secret)."""
-    names = {integ.token_header} if integ.token_header else set()
-    if integ.signature is not None and integ.signature.header:
-        names.add(integ.signature.header.lower())
-    if integ.signature is not None and integ.signature.kind == "sentry":
-        names.add(SENTRY_SIGNATURE_HEADER)
-    return frozenset(names)
+    snapshot: Snapshot | None = None
 
 
 def build_bridge(config: Config, *, http: httpx.AsyncClient | None = None) -> Bridge:
-    """``http``: the client SNS integrations use to fetch certificates and confirm subscriptions (one is made
-    when an SNS integration needs it)."""
+    """Validate and compile what the config declares. ``http``: the client SNS integrations use to fetch
+    certificates and confirm subscriptions (one is made when an SNS integration needs it)."""
     if http is None and any(i.signature and i.signature.kind == "sns" for i in config.integrations):
         http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
-    limits = RenderLimits(
-        timeout_seconds=config.rendering.timeout_seconds,
-        max_output_bytes=config.rendering.max_output_bytes,
-        max_events=config.rendering.max_events,
-    )
-    secrets = redact.SecretValues(config_secrets(config))
-    endpoints: dict[str, Endpoint] = {}
-    routes_: dict[str, Route] = {}
-    targets: dict[str, Target] = {}
-    templates: dict[str, CompiledTemplate] = {}
-    for i, integ in enumerate(config.integrations):
-        template = load_template(integ, i, config)
-        t = integ.target
-        route = Route(
-            name=integ.name,
-            template=template,
-            defaults=Defaults(
-                team=t.default_team, priority=t.default_priority, source=t.default_source, user=t.default_user
-            ),
-            scope_aliases=t.scope_aliases,
-            forward_unknown=integ.forward_unknown,
-            render_limits=limits,
-            max_json_depth=config.server.max_json_depth,
-            priorities=integ.priorities,
-            base_url=t.base_url,
-        )
-        routes_[integ.name] = route
-        templates[integ.name] = template
-        endpoints[integ.name] = Endpoint(
-            route=route,
-            tokens=tuple(str(tok).encode() for tok in integ.tokens),
-            allow_unauthenticated=integ.allow_unauthenticated,
-            enabled=integ.enabled,
-            token_header=integ.token_header,
-            signature=body_check(integ, http),
-            secret_headers=secret_headers(integ),
-            secrets=secrets,
-        )
-        targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key))
-    return Bridge(config, endpoints, routes_, targets, templates, http)
+    snapshot, templates = from_config(config, http)
+    return Bridge(config, snapshot.endpoints, snapshot.routes, snapshot.targets, templates, http, snapshot)
 
 
 def worker_options(config: Config) -> WorkerOptions:
@@ -175,37 +87,95 @@ def build_worker(bridge: Bridge, db: Database, *, name: str | None = None) -> Wo
     return Worker(db, client, bridge.targets, worker_options(bridge.config), listen_url=db.url, name=name)
 
 
+def registry_database(url: str) -> Database:
+    """One connection for the registry's poll and reloads (its LISTEN has a connection of its own)."""
+    return Database(url, size=1, name="alertbridge-registry", wait_timeout=2.0)
+
+
 def worker_database(url: str, config: Config) -> Database:
     """Delivery has a pool of its own, so webhooks and deliveries never wait for each other's connections."""
     return Database(url, size=min(config.delivery.max_in_flight, 8) + 2, name="alertbridge-worker")
 
 
-async def sync_integrations(db: Database, bridge: Bridge) -> None:
-    """Provisioning, Grafana style: file-managed rows follow the file; ones no longer in it are disabled.
-    No secret is written (tokens and API keys stay in the file / environment)."""
+def file_integrations(bridge: Bridge) -> list[integrations_store.FileIntegration]:
     rows = []
     for integ in bridge.config.integrations:
+        t = integ.target
         settings: dict[str, Any] = {
-            "default_team": integ.target.default_team,
-            "default_priority": integ.target.default_priority,
-            "default_source": integ.target.default_source,
-            "scope_aliases": integ.target.scope_aliases,
+            "default_team": t.default_team,
+            "default_priority": t.default_priority,
+            "default_source": t.default_source,
+            "scope_aliases": t.scope_aliases,
             "forward_unknown": integ.forward_unknown,
             "tokens": len(integ.tokens),
         }
+        template = bridge.templates[integ.name]
         rows.append(
             integrations_store.FileIntegration(
                 name=integ.name,
                 template=integ.template,
-                template_sha256=bridge.routes[integ.name].template.sha256,
-                target_base_url=integ.target.base_url,
-                target_region=integ.target.region,
+                template_source=template.source,
+                template_sha256=template.sha256,
+                target_base_url=t.base_url,
+                target_region=t.region,
                 settings=settings,
                 enabled=integ.enabled,
+                auth_mode=auth_mode(integ),
+                token_header=integ.token_header,
+                default_team=t.default_team,
+                default_priority=t.default_priority,
+                default_source=t.default_source,
+                scope_aliases=t.scope_aliases,
+                forward_unknown=integ.forward_unknown,
+                priorities=dict(integ.priorities),
+                locked=integ.locked,
             )
         )
+    return rows
+
+
+async def sync_integrations(db: Database, bridge: Bridge) -> bool:
+    """Provisioning, Grafana style: file-managed rows follow the file (templates become versions, author
+    "config file"); ones no longer in it are disabled. No secret is written (tokens and API keys stay in the
+    file / environment). Announces the change to every process. True when something changed."""
     async with db.transaction() as conn:
-        await integrations_store.sync_from_file(conn, rows)
+        return await integrations_store.sync_from_file(conn, file_integrations(bridge), origin=bridge.config.source)
+
+
+async def apply_config(db: Database, registry: Registry, load: Callable[[], Config]) -> bool:
+    """SIGHUP: re-read and validate the config file; on any error log one line and keep everything as it is;
+    else provision it into Postgres (which every process follows) and reload this process at once."""
+    try:
+        config = load()
+        bridge = build_bridge(config, http=registry.http)
+    except ConfigError as exc:
+        log.error("config reload refused, the running configuration stays: %s", exc)
+        return False
+    try:
+        await sync_integrations(db, bridge)
+    except Exception as exc:
+        log.error("config reload failed while writing to the database (%s); the running configuration stays", exc)
+        return False
+    registry.config = config
+    await registry.reload(db, force=True)
+    log.info("config reloaded from %s", config.source)
+    return True
+
+
+def on_sighup(callback: Callable[[], Awaitable[Any]]) -> Callable[[], None]:
+    """Install ``callback`` as this process's SIGHUP handler (main thread only); returns the uninstaller."""
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def fire() -> None:
+        task = loop.create_task(callback())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, fire)
+    return lambda: loop.remove_signal_handler(signal.SIGHUP)
 
 
 PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -253,9 +223,16 @@ def build_app(
     run_worker: bool = True,
     emulator: Starlette | None = None,
     demo: bool = False,
+    secret_key: str | None = None,
+    reload_config: Callable[[], Config] | None = None,
+    registry_poll: float = 1.0,
+    on_started: Callable[[Starlette], Awaitable[None]] | None = None,
 ) -> Starlette:
-    """The bridge as an ASGI app. The lifespan opens the pools, provisions integrations, runs the worker.
-    ``demo``: the no-config demo (the index and the 404 list the integrations)."""
+    """The bridge as an ASGI app. The lifespan opens the pools, provisions integrations, loads the registry from
+    Postgres and follows it, runs the worker and the background sweepers. ``reload_config``: how SIGHUP re-reads
+    the config file. ``demo``: the no-config demo (the index and the 404 list the integrations)."""
+    box = SecretBox.from_env(secret_key)
+    registry = Registry(bridge.config, initial=bridge.snapshot, http=bridge.http, box=box, poll_interval=registry_poll)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -267,6 +244,23 @@ def build_app(
             db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
             app.state.db = db
             await sync_integrations(db, bridge)
+            await registry.reload(db, force=True)
+            # The registry polls on a connection of its own, so it never competes with webhooks for the pool.
+            rdb = await stack.enter_async_context(registry_database(database_url))
+            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
+
+            async def stop_following() -> None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
+
+            stack.push_async_callback(stop_following)
+            if reload_config is not None:
+
+                async def reload() -> None:
+                    if await apply_config(db, registry, reload_config):
+                        app.state.max_body_bytes = registry.config.server.max_body_bytes
+
+                stack.callback(on_sighup(reload))
             background = [
                 asyncio.create_task(app.state.refused.run(db)),
                 asyncio.create_task(run_sweeper(db, bridge.config.retention)),
@@ -284,6 +278,7 @@ def build_app(
                 wdb = await stack.enter_async_context(worker_database(database_url, bridge.config))
                 pools["worker"] = wdb
                 worker = build_worker(bridge, wdb)
+                follow_targets(registry, worker)
                 stack.push_async_callback(worker.client.aclose)
                 task = asyncio.create_task(worker.run_forever())
                 app.state.worker = worker
@@ -298,17 +293,21 @@ def build_app(
                 db, pools=pools, worker=app.state.worker.name if app.state.worker else None
             )
             await stack.enter_async_context(app.state.exporter.sampling())
+            if on_started is not None:
+                await on_started(app)
             yield
 
     metrics.declare(bridge.endpoints)
     app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
-    app.state.endpoints = bridge.endpoints
+    app.state.registry = registry
+    app.state.endpoints = LiveEndpoints(registry)
     app.state.max_body_bytes = bridge.config.server.max_body_bytes
     app.state.emulator_mounted = emulator is not None
     app.state.callbacks = bridge.config.callbacks
     app.state.refused = RefusedCounter()
     app.state.demo = demo
     app.state.stuck_after = bridge.config.worker.stuck_after_seconds
+    app.state.secret_box = box
     return app
 
 
@@ -321,3 +320,9 @@ def build_worker_app(db: Database, worker: Worker, stuck_after: float) -> Starle
     app.state.exporter = metrics.Exporter(db, pools={"worker": db}, worker=worker.name)
     metrics.declare(worker.targets, webhooks=False)
     return app
+
+
+def follow_targets(registry: Registry, worker: Worker) -> None:
+    """The worker delivers with the registry's current targets (API keys, base URLs), swapped on every reload."""
+    worker.targets = dict(registry.current.targets)
+    registry.listeners.append(lambda snapshot: setattr(worker, "targets", dict(snapshot.targets)))

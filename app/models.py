@@ -1,10 +1,12 @@
 """The tables. Typed SQLAlchemy models, no queries and no I/O.
 
-Reading order for an auditor: ``inbound_events`` (what came in) -> ``outbox`` (one row per rendered event:
-what we decided and what we sent) -> ``delivery_attempts`` (every HTTP call and what OpsGenie answered);
-``aliases`` is the current state of every alias. ``integrations`` mirrors the config file.
+Reading order for an auditor: ``inbound_events`` (what came in, and the ``template_versions`` row that rendered
+it) -> ``outbox`` (one row per rendered event: what we decided and what we sent) -> ``delivery_attempts`` (every
+HTTP call and what OpsGenie answered); ``aliases`` is the current state of every alias. ``integrations`` holds
+what the config file and the console declare; ``admin_audit`` every change made in the console or the admin API.
 
-Secrets (inbound tokens, API keys) are never stored in any of these tables.
+Secrets are never stored in clear: webhook tokens, admin tokens and session ids as SHA-256 hashes, console
+passwords as argon2 hashes, console-entered OpsGenie API keys Fernet-encrypted (``ALERTBRIDGE_SECRET_KEY``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -61,6 +64,7 @@ class OutboxStatus(enum.StrEnum):
     DELIVERED = "delivered"  # OpsGenie answered 2xx
     DEAD = "dead"  # rejected, or retries ran out: `alertbridge replay --dead` re-queues
     SKIPPED = "skipped"  # never sent: ignored by the state machine or coalesced
+    DISCARDED = "discarded"  # a dead letter an admin gave up on (the reason is on the row and in admin_audit)
 
 
 class AliasState(enum.StrEnum):
@@ -73,12 +77,37 @@ def _values(e: type[enum.StrEnum]) -> str:
     return ", ".join(f"'{m.value}'" for m in e)
 
 
+class ManagedBy(enum.StrEnum):
+    FILE = "file"  # declared in the config file (provisioning): the file wins at every apply
+    CONSOLE = "console"  # created in the console or the admin API
+
+
+class AuthMode(enum.StrEnum):
+    TOKEN = "token"  # webhook tokens (bearer, basic password, ?token=, a custom header)
+    HMAC = "hmac-sha256"
+    SENTRY = "sentry"
+    SNS = "sns"
+    NONE = "none"  # allow_unauthenticated
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # reads and changes
+    VIEWER = "viewer"  # reads only
+
+
 class Integration(Base):
+    """One integration: what the config file (``managed_by = 'file'``) or the console declares. The runtime
+    registry of every process is built from these rows (+ the file's secrets for file-managed ones)."""
+
     __tablename__ = "integrations"
+    __table_args__ = (
+        CheckConstraint(f"managed_by IN ({_values(ManagedBy)})", name="managed_by"),
+        CheckConstraint(f"auth_mode IN ({_values(AuthMode)})", name="auth_mode"),
+    )
 
     name: Mapped[str] = mapped_column(Text, primary_key=True)
-    template: Mapped[str] = mapped_column(Text)  # built-in name or file path, as configured
-    template_sha256: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(Text)  # as configured: built-in name or file path (console: the start)
+    template_sha256: Mapped[str] = mapped_column(Text)  # of the active version
     target_base_url: Mapped[str] = mapped_column(Text)
     target_region: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
@@ -86,6 +115,136 @@ class Integration(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    auth_mode: Mapped[str] = mapped_column(Text, server_default="token")
+    token_header: Mapped[str | None] = mapped_column(Text)  # lower-case; an extra header carrying the token
+    # Console-managed: the OpsGenie API key, Fernet-encrypted with ALERTBRIDGE_SECRET_KEY. NULL for file-managed
+    # integrations (their key stays in the config file / environment).
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    default_team: Mapped[str | None] = mapped_column(Text)
+    default_priority: Mapped[str | None] = mapped_column(Text)
+    default_source: Mapped[str | None] = mapped_column(Text)
+    scope_aliases: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    forward_unknown: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    priorities: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    locked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # file: refuse console/API edits
+    active_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("template_versions.id", ondelete="SET NULL", use_alter=True)
+    )
+    # The template source the config file last applied (sha256): the console shows "template changed in console
+    # since the file was applied" while the active version differs; when the file's template changes, it wins.
+    file_template_sha256: Mapped[str | None] = mapped_column(Text)
+    file_applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TemplateVersion(Base):
+    """Immutable: every template an integration ever had, numbered per integration. A restore is a new row."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("integration", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    integration: Mapped[str] = mapped_column(ForeignKey("integrations.name", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(Text)  # a console user, "token:NAME", or "config file"
+    comment: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    restored_from: Mapped[int | None] = mapped_column(Integer)  # the version number this one restores
+
+
+class IntegrationToken(Base):
+    """A webhook token of a console-managed integration, as its SHA-256 (shown once, at creation). Several may
+    be valid at once, so a rotation keeps the old one until it is removed."""
+
+    __tablename__ = "integration_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    integration: Mapped[str] = mapped_column(ForeignKey("integrations.name", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class ConfigState(Base):
+    """One row: a counter bumped by every change to integrations or templates. Every process polls it (and
+    LISTENs on ``alertbridge_config``) and rebuilds its registry when it moved."""
+
+    __tablename__ = "config_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"), autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsoleUser(Base):
+    __tablename__ = "console_users"
+    __table_args__ = (CheckConstraint(f"role IN ({_values(Role)})", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id
+    role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class AdminToken(Base):
+    """An admin API token (``Authorization: Bearer``), as its SHA-256; shown once by ``admin create-token``."""
+
+    __tablename__ = "admin_tokens"
+    __table_args__ = (CheckConstraint(f"role IN ({_values(Role)})", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    token_sha256: Mapped[str] = mapped_column(Text, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AdminSession(Base):
+    """A console session, server side: the cookie holds the id, this table its SHA-256. Logout deletes it."""
+
+    __tablename__ = "admin_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    remote_addr: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginFailure(Base):
+    """A failed console login: the rate limit counts these (per name and per address), across processes."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    name: Mapped[str] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminAudit(Base):
+    """Every change made in the console or the admin API: who, when, what, before -> after. Never a secret."""
+
+    __tablename__ = "admin_audit"
+    __table_args__ = (Index("ix_admin_audit_at", "at"), Index("ix_admin_audit_target", "target", "id"))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)  # a console user name or "token:NAME" (or "cli")
+    action: Mapped[str] = mapped_column(Text)  # e.g. template.save, integration.create, dead_letter.discard
+    target: Mapped[str] = mapped_column(Text)  # e.g. integration:alertmanager, outbox:12
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class InboundEvent(Base):
@@ -108,6 +267,7 @@ class InboundEvent(Base):
     # What went wrong ({kind, message, line, ...}), or for a handshake what was answered ({kind: handshake, ...}).
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     template_sha256: Mapped[str | None] = mapped_column(Text)
+    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id", ondelete="SET NULL"))
     events_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     traceparent: Mapped[str | None] = mapped_column(Text)
     replay_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -133,6 +293,7 @@ class InboundReplay(Base):
     status: Mapped[str] = mapped_column(Text)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     template_sha256: Mapped[str | None] = mapped_column(Text)
+    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id", ondelete="SET NULL"))
     events_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
@@ -322,6 +483,7 @@ class Outbox(Base):
     opsgenie_success: Mapped[bool | None] = mapped_column(Boolean)
     opsgenie_status: Mapped[str | None] = mapped_column(Text)  # e.g. "Closed alert", "Alert does not exist"
     opsgenie_processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discard_reason: Mapped[str | None] = mapped_column(Text)  # status discarded: why (who and when: admin_audit)
 
 
 class HistoryOrigin(enum.StrEnum):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Callable, Collection, Iterable
@@ -51,20 +52,29 @@ def is_secret_name(name: str) -> bool:
 class SecretValues:
     """A ``SecretTest`` over a fixed set of secrets (the revealed values of the config)."""
 
-    def __init__(self, secrets: Iterable[str | bytes]) -> None:
+    def __init__(self, secrets: Iterable[str | bytes], hashes: Iterable[bytes] = ()) -> None:
         values = {s.encode() if isinstance(s, str) else bytes(s) for s in secrets}
         self._secrets = tuple(sorted(v for v in values if v))
         self._lengths = frozenset(len(v) for v in self._secrets)
+        self._hashes = tuple(hashes)  # SHA-256 digests of secrets stored only hashed (console-made tokens)
+
+    def with_hashes(self, hashes: Iterable[bytes]) -> SecretValues:
+        """These secrets, and the ones whose SHA-256 digest is in ``hashes``."""
+        return SecretValues(self._secrets, (*self._hashes, *hashes))
 
     def __bool__(self) -> bool:
-        return bool(self._secrets)
+        return bool(self._secrets or self._hashes)
 
     def __call__(self, value: str) -> bool:
-        if not self._secrets or not value:
+        if not (self._secrets or self._hashes) or not value:
             return False
         found = False
         for candidate in _candidates(value):
             data = candidate.encode("utf-8", "surrogatepass")
+            if self._hashes:
+                digest = hashlib.sha256(data).digest()
+                for stored in self._hashes:
+                    found |= hmac.compare_digest(digest, stored)
             if len(data) not in self._lengths:  # only lengths are told apart early, never contents
                 continue
             for secret in self._secrets:

@@ -80,3 +80,45 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit psycopg connection for asserting on rows."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+# --- the browser (Debian's chromium driven by Playwright; never a downloaded browser) -----------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One Chromium for the browser tests (they live in one module: Playwright's sync API keeps an event loop
+    running in this thread while it is open, which asyncio-based tests elsewhere must not see). A missing browser
+    FAILS the run (./dev test installs it)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `./dev test` installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests put their screenshots: ALERTBRIDGE_SCREENSHOT_DIR (docs/console to refresh the
+    docs' pictures), else a temporary folder."""
+    wanted = os.environ.get("ALERTBRIDGE_SCREENSHOT_DIR")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

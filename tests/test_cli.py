@@ -236,6 +236,10 @@ def test_replay_after_fixing_the_template(tmp_path: Path, database_url: str, db:
         row = db.execute("SELECT status, error->>'kind', current_status, replay_count FROM inbound_events").fetchone()
         assert row == ("template_error", "undefined", "processed", 1)
         assert db.execute("SELECT status, actor, error FROM inbound_replays").fetchall() == [("processed", "cli", None)]
+        # The fixed file became version 2 (applied by `replay` as by serve's start-up), and the replay names it.
+        assert db.execute(
+            "SELECT v.version, v.author FROM inbound_replays r JOIN template_versions v ON v.id = r.template_version_id"
+        ).fetchall() == [(2, "config file")]
         with serve("--config", str(cfg), env=env, cwd=tmp_path, port=port, log=tmp_path / "2.log") as proc:
             wait_for(lambda: db.execute("SELECT status FROM outbox").fetchone() == ("delivered",), what="delivery")
             proc.send_signal(signal.SIGTERM)

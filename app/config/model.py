@@ -138,6 +138,7 @@ class IntegrationConfig:
     # severity word (lower-case, stripped) -> "P1".."P5"; read-only
     priorities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     signature: SignatureConfig | None = None
+    locked: bool = False  # refuse template edits from the console and the admin API (409)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ INTEGRATION: dict[str, Any] = {
     "allow_unauthenticated": boolean,
     "forward_unknown": boolean,
     "enabled": boolean,
+    "locked": boolean,
     "priorities": priorities,  # a free-form table, checked as one value
     "target": TARGET,
     "signature": SIGNATURE,

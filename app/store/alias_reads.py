@@ -27,8 +27,11 @@ async def page(
     since: datetime | None,
     after: tuple[str, str] | None,
     limit: int,
+    alias: str | None = None,
+    text: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Aliases in (integration, alias) order after the cursor ``after``; ``since``: seen (last webhook) since."""
+    """Aliases in (integration, alias) order after the cursor ``after``; ``since``: seen (last webhook) since;
+    ``alias``: a part of the alias (any case); ``text``: a text of their alerts (what was sent to OpsGenie)."""
     cur = await conn.execute(
         f"""
         SELECT {COLUMNS} FROM aliases a
@@ -36,6 +39,10 @@ async def page(
           AND (%(state)s::text IS NULL OR a.state = %(state)s::text)
           AND (%(since)s::timestamptz IS NULL OR a.last_seen_at >= %(since)s::timestamptz)
           AND (%(ai)s::text IS NULL OR (a.integration, a.alias) > (%(ai)s::text, %(aa)s::text))
+          AND (%(part)s::text IS NULL OR strpos(lower(a.alias), lower(%(part)s::text)) > 0)
+          AND (%(text)s::text IS NULL OR EXISTS (
+                SELECT 1 FROM outbox o WHERE o.integration = a.integration AND o.alias = a.alias
+                  AND strpos(lower(o.payload::text), lower(%(text)s::text)) > 0))
         ORDER BY a.integration, a.alias
         LIMIT %(limit)s
         """,
@@ -46,6 +53,8 @@ async def page(
             "ai": after[0] if after else None,
             "aa": after[1] if after else None,
             "limit": limit,
+            "part": alias or None,
+            "text": text or None,
         },
     )
     return await cur.fetchall()

@@ -173,3 +173,26 @@ async def count_by_state(conn: Connection) -> dict[tuple[str, str], int]:
     """(integration, state) -> number of aliases (for the alertbridge_aliases gauge)."""
     cur = await conn.execute("SELECT integration, state, count(*) AS n FROM aliases GROUP BY integration, state")
     return {(str(r["integration"]), str(r["state"])): int(r["n"]) for r in await cur.fetchall()}
+
+
+async def search(
+    conn: Connection, *, integration: str | None, alias: str | None, text: str | None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Aliases by integration, a part of the alias, or a text of their alerts (message), newest first."""
+    cur = await conn.execute(
+        "SELECT a.integration, a.alias, a.opsgenie_alias, a.state, a.generation, a.count, a.last_seen_at "
+        "FROM aliases a WHERE (%(i)s::text IS NULL OR a.integration = %(i)s) "
+        "AND (%(a)s::text IS NULL OR strpos(lower(a.alias), lower(%(a)s)) > 0) "
+        "AND (%(t)s::text IS NULL OR EXISTS (SELECT 1 FROM outbox o WHERE o.integration = a.integration "
+        "     AND o.alias = a.alias AND strpos(lower(o.payload::text), lower(%(t)s)) > 0)) "
+        "ORDER BY a.last_seen_at DESC LIMIT %(n)s",
+        {"i": integration or None, "a": alias or None, "t": text or None, "n": limit},
+    )
+    return await cur.fetchall()
+
+
+async def open_counts(conn: Connection) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT integration, count(*) AS n FROM aliases WHERE state <> 'closed' GROUP BY integration"
+    )
+    return {r["integration"]: int(r["n"]) for r in await cur.fetchall()}

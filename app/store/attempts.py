@@ -32,3 +32,13 @@ VALUES (%(o)s, %(n)s, %(kind)s, %(worker)s, %(method)s, %(url)s, %(started_at)s,
 
 async def record(conn: Connection, outbox_id: int, attempt_no: int, worker: str, a: Attempt) -> None:
     await conn.execute(_INSERT, {"o": outbox_id, "n": attempt_no, "worker": worker, **a.__dict__})
+
+
+async def for_outbox(conn: Connection, outbox_ids: list[int]) -> list[dict[str, object]]:
+    """Every call made for these outbox rows, oldest first (the alias timeline)."""
+    cur = await conn.execute(
+        "SELECT id, outbox_id, attempt, kind, method, url, started_at, latency_ms, http_status, outcome, reason, "
+        "request_id, response_snippet FROM delivery_attempts WHERE outbox_id = ANY(%(ids)s::bigint[]) ORDER BY id",
+        {"ids": outbox_ids},
+    )
+    return await cur.fetchall()

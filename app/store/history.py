@@ -68,3 +68,14 @@ async def append(conn: Connection, integration: str, entries: Sequence[Entry], a
             "details": [Jsonb(e.details) for e in entries],
         },
     )
+
+
+async def for_alias(conn: Connection, integration: str, alias: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """The alias's decisions, newest first (the alias timeline)."""
+    cur = await conn.execute(
+        "SELECT id, generation, at, origin, action, from_state, to_state, decision, reason_code, reason, actor, "
+        "inbound_id, outbox_id FROM alias_history WHERE integration = %(i)s AND alias = %(a)s "
+        "ORDER BY id DESC LIMIT %(n)s",
+        {"i": integration, "a": alias, "n": limit},
+    )
+    return await cur.fetchall()

@@ -216,3 +216,53 @@ async def oldest_pending_seconds(conn: Connection) -> float:
     )
     row = await cur.fetchone()
     return float(row["age"]) if row else 0.0
+
+
+# --- dead letters and the alias timeline (console and admin API) -------------------------------------------
+
+_DEAD_COLUMNS = """
+o.id, o.inbound_id, o.integration, o.action, o.alias, o.opsgenie_alias, o.status, o.attempts, o.last_outcome,
+o.last_error, o.created_at, o.queued_at, o.discard_reason,
+(SELECT jsonb_build_object('http_status', a.http_status, 'reason', a.reason, 'outcome', a.outcome,
+                           'response', a.response_snippet, 'at', a.started_at)
+ FROM delivery_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1) AS last_answer
+"""
+
+
+async def dead(conn: Connection, *, integration: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Dead letters (newest first), each with OpsGenie's last answer."""
+    cur = await conn.execute(
+        f"SELECT {_DEAD_COLUMNS} FROM outbox o WHERE o.status = 'dead' "
+        "AND (%(i)s::text IS NULL OR o.integration = %(i)s) ORDER BY o.id DESC LIMIT %(n)s",
+        {"i": integration, "n": limit},
+    )
+    return await cur.fetchall()
+
+
+async def discard(conn: Connection, ids: Sequence[int], reason: str) -> list[int]:
+    """Dead letters an admin gives up on: status 'discarded' with the reason (never sent, never re-queued)."""
+    cur = await conn.execute(
+        "UPDATE outbox SET status = 'discarded', discard_reason = %(r)s, lease_until = NULL "
+        "WHERE status = 'dead' AND id = ANY(%(ids)s::bigint[]) RETURNING id",
+        {"ids": list(ids), "r": reason},
+    )
+    return sorted(int(r["id"]) for r in await cur.fetchall())
+
+
+async def dead_counts(conn: Connection, hours: float = 24.0) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT integration, count(*) AS n FROM outbox WHERE status = 'dead' "
+        "AND created_at > now() - make_interval(secs => %(s)s) GROUP BY integration",
+        {"s": hours * 3600},
+    )
+    return {r["integration"]: int(r["n"]) for r in await cur.fetchall()}
+
+
+async def for_alias(conn: Connection, integration: str, alias: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT id, inbound_id, replay_id, seq, action, generation, decision, reason, status, attempts, "
+        "last_outcome, last_error, request_id, created_at, delivered_at, payload, cuts, discard_reason "
+        "FROM outbox WHERE integration = %(i)s AND alias = %(a)s ORDER BY id DESC LIMIT %(n)s",
+        {"i": integration, "a": alias, "n": limit},
+    )
+    return await cur.fetchall()

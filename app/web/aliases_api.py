@@ -1,7 +1,8 @@
-"""The read API for sources and status pages: GET /api/v1/aliases/{integration}/{alias} and GET /api/v1/aliases.
+"""The alias read API: GET /api/v1/aliases/{integration}/{alias} and GET /api/v1/aliases (paged, filtered).
 
-A source authenticates with its integration's inbound token (as for webhooks: bearer, X-Bridge-Token or its
-configured header, ?token=) and reads its own aliases only; no other integration's. A status page can mirror an
+Two kinds of callers: a source (or its status page) with its integration's inbound token (as for webhooks: bearer,
+X-Bridge-Token or its configured header, ?token=) reads its own aliases only, no other integration's; an admin or
+viewer API token (`alertbridge admin create-token`) reads every integration's. A status page can mirror an
 acknowledgement this way.
 """
 
@@ -10,16 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from alertbridge.admin import auth
 from alertbridge.db import is_unavailable
 from alertbridge.models import AliasState
 from alertbridge.store import alias_reads
-from alertbridge.web.auth import supplied_tokens, token_matches
+from alertbridge.web.auth import hash_matches, supplied_tokens, token_matches
 from alertbridge.web.webhooks import Endpoint, error
 
 MAX_LIMIT = 500
@@ -29,28 +32,44 @@ def _json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-def _integrations_of(request: Request) -> list[str]:
-    """The integrations whose inbound token the request presents (usually one)."""
-    endpoints: dict[str, Endpoint] = request.app.state.endpoints
+ALL = None  # an admin or viewer token: every integration
+
+
+async def _allowed(request: Request) -> list[str] | None:
+    """The integrations the request may read: those whose inbound token it presents (usually one), or ALL for an
+    admin/viewer API token. [] when it presents neither."""
+    endpoints: Mapping[str, Endpoint] = request.app.state.endpoints
     found = []
-    for name, endpoint in sorted(endpoints.items()):
+    for name in sorted(endpoints):
+        endpoint = endpoints[name]
         supplied = supplied_tokens(request, endpoint.token_header or "x-bridge-token")
-        if endpoint.tokens and token_matches(endpoint.tokens, supplied):
+        if (endpoint.tokens or endpoint.token_hashes) and (
+            token_matches(endpoint.tokens, supplied) | hash_matches(endpoint.token_hashes, supplied)
+        ):
             found.append(name)
-    return found
+    if found:
+        return found
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        if await auth.token_actor(request.app.state.db, token.strip()) is not None:
+            return ALL
+    return []
 
 
-UNAUTHORIZED = "send an integration's inbound token (Authorization: Bearer, X-Bridge-Token or ?token=)"
+UNAUTHORIZED = (
+    "send an integration's inbound token (Authorization: Bearer, X-Bridge-Token or ?token=), "
+    "or an admin API token (Authorization: Bearer)"
+)
 
 
 async def get_alias(request: Request) -> JSONResponse:
     integration, alias = request.path_params["integration"], request.path_params["alias"]
-    allowed = _integrations_of(request)
-    if not allowed:
-        return error(401, "unauthorized", UNAUTHORIZED)
-    if integration not in allowed:
-        return error(403, "forbidden", f"this token does not belong to integration {integration!r}")
     try:
+        allowed = await _allowed(request)
+        if allowed == []:
+            return error(401, "unauthorized", UNAUTHORIZED)
+        if allowed is not ALL and integration not in allowed:
+            return error(403, "forbidden", f"this token does not belong to integration {integration!r}")
         async with request.app.state.db.connection() as conn:
             row = await alias_reads.one(conn, integration, alias)
     except Exception as exc:
@@ -77,13 +96,18 @@ def _make_cursor(row: dict[str, Any]) -> str:
 
 
 async def list_aliases(request: Request) -> JSONResponse:
-    allowed = _integrations_of(request)
-    if not allowed:
+    try:
+        allowed = await _allowed(request)
+    except Exception as exc:
+        if is_unavailable(exc):
+            return error(503, "database_unavailable", "the database is unavailable; retry later")
+        raise
+    if allowed == []:
         return error(401, "unauthorized", UNAUTHORIZED)
     q = request.query_params
     try:
-        wanted = q.get("integration")
-        if wanted is not None and wanted not in allowed:
+        wanted = q.get("integration") or None
+        if wanted is not None and allowed is not ALL and wanted not in allowed:
             return error(403, "forbidden", f"this token does not belong to integration {wanted!r}")
         state = q.get("state")
         if state is not None and state not in {s.value for s in AliasState}:
@@ -100,7 +124,14 @@ async def list_aliases(request: Request) -> JSONResponse:
     try:
         async with request.app.state.db.connection() as conn:
             rows = await alias_reads.page(
-                conn, integrations=[wanted] if wanted else allowed, state=state, since=since, after=after, limit=limit
+                conn,
+                integrations=[wanted] if wanted else allowed,
+                state=state,
+                since=since,
+                after=after,
+                limit=limit,
+                alias=q.get("alias"),
+                text=q.get("text"),
             )
     except Exception as exc:
         if is_unavailable(exc):

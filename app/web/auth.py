@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -71,4 +72,14 @@ def token_matches(tokens: tuple[bytes, ...], supplied: list[bytes]) -> bool:
     for candidate in supplied:
         for token in tokens:
             ok |= hmac.compare_digest(candidate, token)
+    return ok
+
+
+def hash_matches(hashes: tuple[bytes, ...], supplied: list[bytes]) -> bool:
+    """The same for tokens stored as SHA-256 digests (console-made tokens): hash, then compare in constant time."""
+    ok = False
+    for candidate in supplied:
+        digest = hashlib.sha256(candidate).digest()
+        for stored in hashes:
+            ok |= hmac.compare_digest(digest, stored)
     return ok

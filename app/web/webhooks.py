@@ -14,7 +14,7 @@ from alertbridge.db import Database, is_unavailable
 from alertbridge.ingest import Inbound, Route, ingest, record_handshake, record_too_large
 from alertbridge.signatures import SignatureError
 from alertbridge.sns import HANDSHAKE_TYPES, SnsVerifier
-from alertbridge.web.auth import BodyCheck, supplied_tokens, token_matches
+from alertbridge.web.auth import BodyCheck, hash_matches, supplied_tokens, token_matches
 
 log = logging.getLogger("alertbridge.webhooks")
 
@@ -29,6 +29,7 @@ class Endpoint:
     enabled: bool = True
     token_header: str | None = None  # lower-cased
     signature: BodyCheck | None = None
+    token_hashes: tuple[bytes, ...] = ()  # SHA-256 digests of console-made tokens (integration_tokens)
     # Lower-cased header names whose value is always redacted (the token header, the signature header).
     secret_headers: frozenset[str] = frozenset()
     # Every configured secret (tokens, signature secrets, API keys): any header or query value carrying one is
@@ -48,9 +49,10 @@ class Endpoint:
 
     def authenticated(self, request: Request) -> bool:
         """The token part of authentication (the signature part needs the body)."""
-        if not self.tokens:
+        if not self.tokens and not self.token_hashes:
             return self.allow_unauthenticated or self.signature is not None
-        return token_matches(self.tokens, supplied_tokens(request, self.token_header))
+        supplied = supplied_tokens(request, self.token_header)
+        return token_matches(self.tokens, supplied) | hash_matches(self.token_hashes, supplied)
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

@@ -1,0 +1,1 @@
+"""The console: server-rendered HTML pages (Starlette + Jinja, autoescaped)."""

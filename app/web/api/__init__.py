@@ -1,0 +1,1 @@
+"""The admin API: JSON under /api/v1, authenticated by admin tokens (Authorization: Bearer)."""
