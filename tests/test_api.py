@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 
@@ -400,3 +401,43 @@ def test_alias_search_and_timeline(console: Console, db: psycopg.Connection) -> 
     assert kinds.count("attempt") >= 2
     assert console.api("GET", "/timeline?integration=generic&alias=nope").status_code == 404
     assert console.api("GET", "/timeline?integration=generic").status_code == 400
+
+
+def test_console_tokens_are_redacted_by_value_and_read_their_own_aliases(
+    console: Console, db: psycopg.Connection
+) -> None:
+    """A console-made token exists only as a hash; a webhook that carries it in any header or query parameter still
+    has it redacted, and the alias read API takes it (for its own integration) as it takes admin/viewer tokens."""
+    r = console.api(
+        "POST",
+        "/integrations",
+        json={"name": "cron", "template": "generic", "base_url": console.emulator.base_url, "api_key": "k"},
+    )
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    r = httpx.post(
+        f"{console.base_url}/webhooks/cron",
+        params={"echo": token},
+        json={"alias": "nightly", "message": "backup failed"},
+        headers={"Authorization": f"Bearer {token}", "X-Forwarded-Secret": token, "X-Note": f"see {token}"},
+    )
+    assert r.status_code == 202, r.text
+    headers, query = db.execute("SELECT headers, query FROM inbound_events WHERE integration = 'cron'").fetchone()  # type: ignore[misc]
+    assert token not in json.dumps(headers) + json.dumps(query)
+    assert headers["x-forwarded-secret"] == "[redacted]" and query["echo"] == "[redacted]"
+
+    own = httpx.get(f"{console.base_url}/api/v1/aliases/cron/nightly", headers={"Authorization": f"Bearer {token}"})
+    assert own.status_code == 200 and own.json()["state"] == "open"
+    r = httpx.get(
+        f"{console.base_url}/api/v1/aliases",
+        params={"integration": "generic"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 403
+    # Admin and viewer tokens read every integration's aliases.
+    for admin_token in (console.admin, console.viewer):
+        r = console.api("GET", "/aliases/cron/nightly", token=admin_token)
+        assert r.status_code == 200 and r.json()["alias"] == "nightly"
+        listed = console.api("GET", "/aliases?state=open", token=admin_token).json()["aliases"]
+        assert ("cron", "nightly") in [(a["integration"], a["alias"]) for a in listed]
+    assert console.api("GET", "/aliases", token="abt_not-a-token").status_code == 401
