@@ -52,6 +52,12 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 64
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int | None = None  # None: derived from the open-file limit
+    ingest_concurrency: int = 8
+    ingest_wait_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class DeliveryConfig:
     poll_interval_seconds: float = 1.0
     lease_seconds: float = 60.0
     shutdown_grace_seconds: float = 10.0
+    record_retry_seconds: float = 10.0
+    circuit_failures: int = 5
+    circuit_probe_max_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +380,12 @@ _SERVER: dict[str, _Check] = {
     "port": _integer(minimum=1, maximum=65535),
     "max_body_bytes": _integer(),
     "max_json_depth": _integer(),
+    "header_timeout_seconds": _number(),
+    "body_timeout_seconds": _number(),
+    "keep_alive_seconds": _number(),
+    "max_connections": _integer(),
+    "ingest_concurrency": _integer(),
+    "ingest_wait_seconds": _number(),
 }
 _DATABASE: dict[str, _Check] = {
     "url": _database_url,
@@ -388,6 +403,9 @@ _DELIVERY: dict[str, _Check] = {
     "poll_interval_seconds": _number(),
     "lease_seconds": _number(),
     "shutdown_grace_seconds": _number(allow_zero=True),
+    "record_retry_seconds": _number(allow_zero=True),
+    "circuit_failures": _integer(),
+    "circuit_probe_max_seconds": _number(),
 }
 _RENDERING: dict[str, _Check] = {
     "timeout_seconds": _number(),

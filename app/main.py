@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alertbridge.config import Config, ConfigError, IntegrationConfig
+from alertbridge.core.circuit import CircuitPolicy
 from alertbridge.core.retry import RetryPolicy
 from alertbridge.db import Database
 from alertbridge.delivery import Target, Worker, WorkerOptions
@@ -128,6 +129,12 @@ def worker_options(config: Config) -> WorkerOptions:
         lease_seconds=d.lease_seconds,
         shutdown_grace=d.shutdown_grace_seconds,
         confirm_creates=d.confirm_creates,
+        record_retry=d.record_retry_seconds,
+        circuit=CircuitPolicy(
+            failures=d.circuit_failures,
+            probe_base=min(1.0, d.circuit_probe_max_seconds),
+            probe_max=d.circuit_probe_max_seconds,
+        ),
         retry=RetryPolicy(
             backoff_base=d.backoff_base_seconds,
             backoff_max=d.backoff_max_seconds,
