@@ -88,11 +88,11 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from alertbridge import settings
     from alertbridge.emulator import build_app as build_emulator
     from alertbridge.main import build_app
+    from alertbridge.web.server import serve as serve_forever
+    from alertbridge.web.server import uvicorn_config
 
     # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
     loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
@@ -109,8 +109,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host,
             port,
         )
-    uv = uvicorn.Config(
+    uv = uvicorn_config(
         app,
+        config.server,
         host=host,
         port=port,
         access_log=False,
@@ -118,11 +119,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=config.delivery.shutdown_grace_seconds + 5,
         lifespan="on",
     )
-    server = uvicorn.Server(uv)
     # uvicorn handles SIGTERM (graceful shutdown) and re-raises it afterwards; with this handler in place the
     # re-raised signal is a no-op, so a clean shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    server.run()
+    asyncio.run(serve_forever(uv))
     return 0
 
 

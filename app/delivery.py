@@ -32,7 +32,7 @@ import psycopg
 from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, signal, target_key
 from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
 from alertbridge.core.retry import RetryPolicy, next_retry
-from alertbridge.db import Connection, Database, is_unavailable
+from alertbridge.db import Connection, Database, is_busy, is_unavailable
 from alertbridge.opsgenie import (
     Client,
     Outcome,
@@ -50,6 +50,11 @@ log = logging.getLogger("alertbridge.delivery")
 
 SNIPPET = 2000
 T = TypeVar("T")
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is away or all our connections are busy: worth retrying."""
+    return is_unavailable(exc) or is_busy(exc)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class Worker:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._recording: dict[int, asyncio.Task[object]] = {}
         self._next_probe_check = 0.0
+        # Told how long the rows just claimed waited (serve: the ingest gate, so delivery keeps its share).
+        self.on_lag: Callable[[float], None] | None = None
 
     # --- the database, durably ----------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class Worker:
                 async with self.db.transaction() as conn:
                     return await fn(conn)
             except Exception as exc:
-                if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                if not _transient(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.info("%s: database unavailable (%s); retrying in %.2fs", what, type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -366,7 +373,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database stayed away longer than record_retry: the lease brings it back
-            if is_unavailable(exc):
+            if _transient(exc):
                 log.warning("outbox %s: database unavailable while recording; lease will retry it", row.id)
             else:
                 log.exception("outbox %s: unexpected error; lease will retry it", row.id)
@@ -438,13 +445,16 @@ class Worker:
                         rows = await self._claim(free)
                         db_backoff = 0.5
                     except Exception as exc:
-                        if not is_unavailable(exc):
+                        if not _transient(exc):
                             log.exception("claim failed")
                         else:
                             log.warning("database unavailable; retrying in %.1fs", db_backoff)
                         await asyncio.sleep(db_backoff)
                         db_backoff = min(db_backoff * 2, 10.0)
                         continue
+                    if self.on_lag is not None:
+                        waited = [r.age for r in rows if r.attempts == 0 and not r.reclaimed and not r.probe]
+                        self.on_lag(max(waited, default=0.0))
                     for row in rows:
                         task = asyncio.create_task(self._guarded(row))
                         self._in_flight[row.id] = task

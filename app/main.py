@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alertbridge.admission import IngestGate
 from alertbridge.config import Config, ConfigError, IntegrationConfig
 from alertbridge.core.circuit import CircuitPolicy
 from alertbridge.core.retry import RetryPolicy
@@ -231,7 +232,10 @@ def build_app(
         async with contextlib.AsyncExitStack() as stack:
             if bridge.http is not None:
                 stack.push_async_callback(bridge.http.aclose)
-            db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
+            server = bridge.config.server
+            db = await stack.enter_async_context(
+                Database(database_url, size=10, name="alertbridge-web", wait_timeout=server.ingest_wait_seconds)
+            )
             app.state.db = db
             await sync_integrations(db, bridge)
             app.state.worker = None
@@ -239,6 +243,7 @@ def build_app(
                 wdb = await stack.enter_async_context(worker_database(database_url, bridge.config))
                 worker = build_worker(bridge, wdb)
                 stack.push_async_callback(worker.client.aclose)
+                worker.on_lag = app.state.ingest_gate.report_lag  # delivery keeps its share of this process
                 task = asyncio.create_task(worker.run_forever())
                 app.state.worker = worker
 
@@ -252,5 +257,9 @@ def build_app(
     app = Starlette(routes=routes(emulator), lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.endpoints = bridge.endpoints
     app.state.max_body_bytes = bridge.config.server.max_body_bytes
+    app.state.body_timeout = bridge.config.server.body_timeout_seconds
+    app.state.ingest_gate = IngestGate(
+        limit=bridge.config.server.ingest_concurrency, wait_seconds=bridge.config.server.ingest_wait_seconds
+    )
     app.state.emulator_mounted = emulator is not None
     return app

@@ -44,9 +44,7 @@ def test_concurrent_webhooks_for_one_alias_are_serialized(database_url: str, db:
                 assert _burst(f"{bridge.base_url}/webhooks/generic", body, n) == [202] * n
     for alias in ("c1", "c2", "c3"):
         decisions = dict(
-            db.execute(
-                "SELECT decision, count(*) FROM outbox WHERE alias = %s GROUP BY decision", (alias,)
-            ).fetchall()
+            db.execute("SELECT decision, count(*) FROM outbox WHERE alias = %s GROUP BY decision", (alias,)).fetchall()
         )
         assert decisions == {"send": 1, "coalesce": n - 1}, alias
         assert db.execute("SELECT count, generation FROM aliases WHERE alias = %s", (alias,)).fetchone() == (n, 1)

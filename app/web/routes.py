@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from alertbridge import __version__
-from alertbridge.db import is_unavailable
+from alertbridge.db import is_busy, is_unavailable
 from alertbridge.web.webhooks import error, receive
 
 
@@ -37,6 +37,8 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.db.connection() as conn:
             await conn.execute("SELECT 1")
     except Exception as exc:
+        if is_busy(exc):  # Postgres is up; every connection is at work
+            return JSONResponse({"status": "ready", "database": "all connections busy"})
         if is_unavailable(exc):
             return error(503, "database_unavailable", "the database is unavailable")
         raise
