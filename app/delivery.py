@@ -10,9 +10,10 @@ Postgres. Wakes on LISTEN/NOTIFY, polls as a fallback.
 * A target (base URL + API key) pauses after a 429 and goes down after repeated failures, for every worker
   (``core/circuit.py``, ``store/targets.py``); what a dead row means for its alias is ``core/delivery_rules.py``.
 
-On shutdown it stops claiming, lets in-flight sends finish for a grace period, waits for outcomes being recorded,
-and gives the rest back to the queue; after a ``kill -9`` the lease expires and another worker retries the row
-(OpsGenie's alias dedup makes a repeated create harmless).
+The loop (claiming, waking, shutdown) is ``worker_loop.WorkerLoop``. On shutdown it stops claiming, lets in-flight
+sends finish for a grace period, waits for outcomes being recorded, and gives the rest back to the queue; after a
+``kill -9`` the lease expires and another worker retries the row (OpsGenie's alias dedup makes a repeated create
+harmless).
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import psycopg
-
 from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, signal, target_key
 from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
 from alertbridge.core.retry import RetryPolicy, next_retry
-from alertbridge.db import Connection, Database, is_busy, is_unavailable
+from alertbridge.db import Connection, Database
 from alertbridge.opsgenie import (
     Client,
     Outcome,
@@ -45,16 +44,12 @@ from alertbridge.opsgenie import (
     parse_request_status,
 )
 from alertbridge.store import aliases, attempts, outbox, targets
+from alertbridge.worker_loop import WorkerLoop, transient
 
 log = logging.getLogger("alertbridge.delivery")
 
 SNIPPET = 2000
 T = TypeVar("T")
-
-
-def _transient(exc: BaseException) -> bool:
-    """The database is away or all our connections are busy: worth retrying."""
-    return is_unavailable(exc) or is_busy(exc)
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def _snippet(body: bytes) -> str | None:
     return body[:SNIPPET].decode("utf-8", "replace").replace("\x00", "")
 
 
-class Worker:
+class Worker(WorkerLoop):
     def __init__(
         self,
         db: Database,
@@ -123,7 +118,7 @@ class Worker:
                 async with self.db.transaction() as conn:
                     return await fn(conn)
             except Exception as exc:
-                if not _transient(exc) or time.monotonic() + delay > deadline:
+                if not transient(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.info("%s: database unavailable (%s); retrying in %.2fs", what, type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -211,6 +206,8 @@ class Worker:
                 await targets.release_probe(conn, target.key, row.id)
 
         await self._commit(row.id, f"outbox {row.id}: defer", tx)
+        if row.probe:
+            self._next_probe_check = 0.0  # another row may probe right away
 
     async def _target_after(
         self, conn: Connection, row: outbox.Claimed, target: Target, attempt: attempts.Attempt, outcome: Outcome
@@ -323,6 +320,9 @@ class Worker:
                 await targets.release_probe(conn, target.key, row.id)
 
         await self._commit(row.id, f"outbox {row.id}: blocked", tx)
+        if row.probe:
+            self._next_probe_check = 0.0
+            self.wake()
         log.warning("outbox %s (%s %s) not sent: %s", row.id, row.action, row.alias, check.reason)
 
     async def _record(
@@ -373,140 +373,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database stayed away longer than record_retry: the lease brings it back
-            if _transient(exc):
+            if transient(exc):
                 log.warning("outbox %s: database unavailable while recording; lease will retry it", row.id)
             else:
                 log.exception("outbox %s: unexpected error; lease will retry it", row.id)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def _listen(self) -> None:
-        """Set the wake event on every NOTIFY; reconnect with backoff when the connection drops."""
-        assert self.listen_url is not None
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(self.listen_url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    delay = 0.5
-                    self._wake.set()  # catch up on anything queued while we were not listening
-                    async for _ in conn.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("LISTEN connection lost (%s); polling until it is back", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _claim(self, free: int) -> list[outbox.Claimed]:
-        """Up to ``free`` due rows; first, when a down target's probe is due, its one probe row."""
-        target_of = {name: t.key for name, t in self.targets.items()}
-        lease = self.options.lease_seconds
-        check_probe = time.monotonic() >= self._next_probe_check
-        if check_probe:
-            self._next_probe_check = time.monotonic() + min(0.5, self.options.circuit.probe_base / 2)
-        async with self.db.transaction() as conn:
-            rows: list[outbox.Claimed] = []
-            key = await targets.probe_due(conn, sorted(set(target_of.values()))) if check_probe else None
-            if key is not None:
-                integrations = [n for n, k in target_of.items() if k == key]
-                probe = await outbox.claim_probe(conn, worker=self.name, integrations=integrations, lease_seconds=lease)
-                if probe is not None:
-                    await targets.take_probe(conn, key, probe.id, self.name, lease)
-                    rows.append(probe)
-            if free - len(rows) > 0:
-                rows += await outbox.claim(
-                    conn, worker=self.name, limit=free - len(rows), lease_seconds=lease, target_of=target_of
-                )
-            reclaimed = [r.id for r in rows if r.reclaimed]
-            if reclaimed:
-                n = await attempts.abandon(
-                    conn, reclaimed, "abandoned: the worker stopped before recording OpsGenie's answer (lease expired)"
-                )
-                log.warning("took back %d rows whose lease expired (%d unfinished calls marked)", len(reclaimed), n)
-        return rows
-
-    async def run_forever(self) -> None:
-        """Deliver until ``stop()``; then finish or release what is in flight."""
-        listener = asyncio.create_task(self._listen()) if self.listen_url else None
-        db_backoff = 0.5
-        try:
-            while not self._stopping.is_set():
-                free = self.options.max_in_flight - len(self._in_flight)
-                claimed = 0
-                if free > 0:
-                    try:
-                        rows = await self._claim(free)
-                        db_backoff = 0.5
-                    except Exception as exc:
-                        if not _transient(exc):
-                            log.exception("claim failed")
-                        else:
-                            log.warning("database unavailable; retrying in %.1fs", db_backoff)
-                        await asyncio.sleep(db_backoff)
-                        db_backoff = min(db_backoff * 2, 10.0)
-                        continue
-                    if self.on_lag is not None:
-                        waited = [r.age for r in rows if r.attempts == 0 and not r.reclaimed and not r.probe]
-                        self.on_lag(max(waited, default=0.0))
-                    for row in rows:
-                        task = asyncio.create_task(self._guarded(row))
-                        self._in_flight[row.id] = task
-                        task.add_done_callback(lambda _t, rid=row.id: self._done(rid))
-                    claimed = len(rows)
-                if claimed and claimed == free:
-                    # Probably more is due: claim again as soon as a slot frees up.
-                    await self._wait(self.options.poll_interval)
-                    continue
-                if claimed:
-                    continue  # rows finishing may unblock the next row of their alias; check again
-                await self._wait(self.options.poll_interval)
-        finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
-            await asyncio.shield(self._shutdown())
-
-    def _done(self, row_id: int) -> None:
-        self._in_flight.pop(row_id, None)
-        self._wake.set()
-
-    async def _wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._wake.clear()
-
-    async def _shutdown(self) -> None:
-        tasks = list(self._in_flight.values())
-        if tasks:
-            log.info("waiting up to %.0fs for %d in-flight deliveries", self.options.shutdown_grace, len(tasks))
-            await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
-        leftover = {rid: t for rid, t in self._in_flight.items() if not t.done()}
-        for task in leftover.values():
-            task.cancel()  # a task recording an answer only loses its waiter: the recording itself is shielded
-        if leftover:
-            await asyncio.wait(list(leftover.values()), timeout=5)
-        recording = list(self._recording.values())
-        if recording:
-            log.info("waiting for %d answers to be recorded", len(recording))
-            await asyncio.wait(recording, timeout=self.options.record_retry + 5)
-        if leftover:
-            ids = list(leftover)
-            try:
-                async with self.db.transaction() as conn:
-                    # Only rows still in flight: the ones whose answer was recorded are delivered / pending / dead.
-                    await outbox.release(conn, ids)
-                    await attempts.abandon(
-                        conn, ids, "abandoned: shutdown stopped waiting for OpsGenie's answer; it may have acted on it"
-                    )
-                log.info("released %d unfinished deliveries back to the queue", len(ids))
-            except Exception:
-                log.warning("could not release %d rows; their lease will expire", len(ids))
