@@ -108,13 +108,17 @@ class Worker(WorkerLoop):
 
     # --- the database, durably ----------------------------------------------------------------------------
 
-    async def _durably(self, what: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction; when the database blinks, retry for up to ``record_retry`` seconds
-        (every step is safe to repeat) instead of leaving the row to its lease."""
+    async def _durably(self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True) -> T:
+        """Run ``fn`` in one transaction (or in autocommit: a single statement, or reads); when the database blinks,
+        retry for up to ``record_retry`` seconds (every step is safe to repeat) instead of leaving the row to its
+        lease."""
         deadline = time.monotonic() + self.options.record_retry
         delay = 0.05
         while True:
             try:
+                if not transaction:
+                    async with self.db.connection() as conn:
+                        return await fn(conn)
                 async with self.db.transaction() as conn:
                     return await fn(conn)
             except Exception as exc:
@@ -169,7 +173,7 @@ class Worker(WorkerLoop):
                 request_id=request_id,
             )
 
-        attempt_id = await self._durably(f"outbox {row.id}: intent", intent)
+        attempt_id = await self._durably(f"outbox {row.id}: intent", intent, transaction=False)
         if attempt_id is None:
             await self._held(row, target)
             return None
@@ -289,7 +293,7 @@ class Worker(WorkerLoop):
                 rid = await aliases.create_to_confirm(conn, row.integration, row.alias, row.generation)
             return check, rid
 
-        return await self._durably(f"outbox {row.id}: precheck", read)
+        return await self._durably(f"outbox {row.id}: precheck", read, transaction=False)
 
     async def process(self, row: outbox.Claimed) -> None:
         target = self.targets.get(row.integration)
