@@ -128,9 +128,11 @@ class Worker(WorkerLoop):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _commit(self, row_id: int, what: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _commit(
+        self, row_id: int, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
         """``_durably``, shielded from cancellation: once an answer is being recorded, a shutdown waits for it."""
-        task: asyncio.Task[T] = asyncio.create_task(self._durably(what, fn))
+        task: asyncio.Task[T] = asyncio.create_task(self._durably(what, fn, transaction=transaction))
         self._recording[row_id] = task  # type: ignore[assignment]
 
         def done(t: asyncio.Task[T]) -> None:
@@ -221,7 +223,9 @@ class Worker(WorkerLoop):
         sig = signal(attempt.http_status)
         integrations = [n for n, t in self.targets.items() if t.key == target.key]
         if sig == Signal.OK:
-            resumed = await targets.record_ok(conn, target.key)
+            # Only when the claim saw failures to reset (or a down target): no write on the common path. A failure
+            # another worker records after our claim may then count one success short: the breaker trips a bit early.
+            resumed = await targets.record_ok(conn, target.key) if row.target_dirty or row.probe else False
         else:
             before, now = await targets.load_for_update(conn, target.key, target.base_url)
             t = after_response(
@@ -287,11 +291,9 @@ class Worker(WorkerLoop):
         """Whether the row may go (``core.delivery_rules.before_send``), and the create request id to confirm."""
 
         async def read(conn: Connection) -> tuple[Precheck, str | None]:
-            check = before_send(row.action, await outbox.create_facts(conn, row))
-            rid = None
-            if check.send and self.options.confirm_creates:
-                rid = await aliases.create_to_confirm(conn, row.integration, row.alias, row.generation)
-            return check, rid
+            facts, to_confirm = await outbox.create_facts(conn, row)
+            check = before_send(row.action, facts)
+            return check, to_confirm if check.send and self.options.confirm_creates else None
 
         return await self._durably(f"outbox {row.id}: precheck", read, transaction=False)
 
@@ -336,6 +338,16 @@ class Worker(WorkerLoop):
         delay = None
         if outcome.kind != "delivered":
             delay = next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
+
+        if outcome.kind == "delivered" and attempt is not None and not (row.target_dirty or row.probe):
+            # The common path: one statement, no transaction (and no write to the target: it has nothing to reset).
+            async def delivered(conn: Connection) -> None:
+                await outbox.record_delivered(
+                    conn, row, request_id=outcome.request_id, attempts=n, worker=self.name, attempt=attempt.__dict__
+                )
+
+            await self._commit(row.id, f"outbox {row.id}: record", delivered, transaction=False)
+            return
 
         async def tx(conn: Connection) -> None:
             if attempt is not None:

@@ -74,7 +74,8 @@ class WorkerLoop:
         check_probe = time.monotonic() >= self._next_probe_check
         if check_probe:
             self._next_probe_check = time.monotonic() + min(0.5, self.options.circuit.probe_base / 2)
-        async with self.db.transaction() as conn:
+        # The claim alone is one statement (autocommit); taking a probe is a transaction.
+        async with self.db.transaction() if check_probe else self.db.connection() as conn:
             rows: list[outbox.Claimed] = []
             key = await targets.probe_due(conn, sorted(set(target_of.values()))) if check_probe else None
             if key is not None:

@@ -108,12 +108,14 @@ class Claimed:
     age: float  # seconds since queued
     reclaimed: bool = False  # its previous worker's lease expired (that worker died or hung)
     probe: bool = False  # sent as the probe of a down target
+    target_dirty: bool = True  # its target had failures to reset (or was not up) when the row was claimed
 
 
 _RETURNING = """
 RETURNING o.id, o.integration, o.action, o.alias, o.opsgenie_alias, o.generation, o.payload, o.traceparent,
           o.attempts, extract(epoch FROM now() - o.queued_at)::float8 AS age, due.was = 'in_flight' AS reclaimed
 """
+_RETURNING_CLAIM = _RETURNING.rstrip() + f", {targets.dirty_sql('o.integration')} AS target_dirty\n"
 
 _OLDER_UNFINISHED = """EXISTS (
           SELECT 1 FROM outbox p
@@ -135,7 +137,7 @@ WITH due AS (
 UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
                     lease_until = now() + make_interval(secs => %(lease)s)
 FROM due WHERE o.id = due.id
-{_RETURNING}
+{_RETURNING_CLAIM}
 """
 
 
@@ -205,6 +207,50 @@ async def mark_delivered(conn: Connection, row_id: int, request_id: str | None, 
     """False when the row is no longer ours (its lease expired and another worker took it)."""
     cur = await conn.execute(_MARK_DELIVERED, {"id": row_id, "rid": request_id, "n": attempts, "worker": worker})
     return cur.rowcount == 1
+
+
+#: A delivered send in ONE statement (autocommit, one round trip): the attempt row completed, the outbox row
+#: delivered, the alias told OpsGenie's request id — the last only if the row was still ours. The common path of
+#: delivery; spelled out here (it touches delivery_attempts and aliases too) so that it is one statement.
+_DELIVERED = f"""
+WITH att AS (
+    UPDATE delivery_attempts SET latency_ms = %(latency_ms)s, http_status = %(http_status)s, outcome = %(outcome)s,
+           reason = %(reason)s, request_id = %(attempt_rid)s, response_snippet = %(response_snippet)s,
+           finished_at = now()
+    WHERE id = %(attempt_id)s),
+o AS ({_MARK_DELIVERED} RETURNING id),
+al AS (
+    UPDATE aliases SET last_request_id = %(rid)s,
+           create_request_id = CASE WHEN %(is_create)s THEN %(rid)s ELSE create_request_id END,
+           create_confirmed = CASE WHEN %(is_create)s THEN false ELSE create_confirmed END
+    WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s AND EXISTS (SELECT 1 FROM o))
+SELECT count(*) AS n FROM o
+"""
+
+
+async def record_delivered(
+    conn: Connection, row: Claimed, *, request_id: str | None, attempts: int, worker: str, attempt: dict[str, Any]
+) -> bool:
+    """``mark_delivered`` + ``aliases.after_delivery`` + ``attempts.finish`` at once. False when the row is no
+    longer ours. ``attempt``: the finished attempt's fields (``attempts.Attempt.__dict__``)."""
+    cur = await conn.execute(
+        _DELIVERED,
+        {
+            "id": row.id,
+            "rid": request_id,
+            "n": attempts,
+            "worker": worker,
+            "is_create": row.action == "create",
+            "i": row.integration,
+            "a": row.alias,
+            "g": row.generation,
+            "attempt_id": attempt["id"],
+            "attempt_rid": attempt["request_id"],
+            **{k: attempt[k] for k in ("latency_ms", "http_status", "outcome", "reason", "response_snippet")},
+        },
+    )
+    r = await cur.fetchone()
+    return bool(r and r["n"])
 
 
 _MARK_RETRY = f"""
@@ -304,18 +350,25 @@ async def mark_blocked(conn: Connection, row_id: int, *, error: str, worker: str
 
 
 _CREATE_FACTS = """
-SELECT coalesce(bool_or(status = 'delivered'), false) AS delivered,
-       max(id) FILTER (WHERE status = 'dead') AS dead_id
-FROM outbox
-WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s AND action = 'create' AND id < %(id)s
+SELECT coalesce(bool_or(o.status = 'delivered'), false) AS delivered,
+       max(o.id) FILTER (WHERE o.status = 'dead') AS dead_id,
+       (SELECT a.create_request_id FROM aliases a
+        WHERE a.integration = %(i)s AND a.alias = %(a)s AND a.generation = %(g)s
+          AND a.create_request_id IS NOT NULL AND NOT a.create_confirmed) AS to_confirm
+FROM outbox o
+WHERE o.integration = %(i)s AND o.alias = %(a)s AND o.generation = %(g)s AND o.action = 'create' AND o.id < %(id)s
 """
 
 
-async def create_facts(conn: Connection, row: Claimed) -> CreateFacts:
-    """What happened to the older creates of the row's alert (its alias and generation)."""
+async def create_facts(conn: Connection, row: Claimed) -> tuple[CreateFacts, str | None]:
+    """What happened to the older creates of the row's alert (its alias and generation), and the request id of
+    its create if OpsGenie has not been seen to process it yet (``aliases.create_request_id``; one round trip,
+    as ``aliases.load`` reads the outbox)."""
     cur = await conn.execute(_CREATE_FACTS, {"i": row.integration, "a": row.alias, "g": row.generation, "id": row.id})
     r = await cur.fetchone()
-    return CreateFacts(bool(r and r["delivered"]), r["dead_id"] if r else None)
+    if r is None:
+        return CreateFacts(), None
+    return CreateFacts(bool(r["delivered"]), r["dead_id"]), r["to_confirm"]
 
 
 # --- replaying dead rows ---------------------------------------------------------------------------------------

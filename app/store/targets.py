@@ -25,6 +25,16 @@ HELD_INTEGRATIONS = """SELECT m.integration
     JOIN delivery_targets t ON t.key = m.target
     WHERE t.paused_until > now() OR t.state = 'down'"""
 
+
+def dirty_sql(integration_column: str) -> str:
+    """SQL: true when the target of ``integration_column`` (through the worker's map) has failures to reset or is
+    not up — only then does a success need a write to ``delivery_targets`` (no hot row on the common path)."""
+    return f"""EXISTS (
+        SELECT 1 FROM unnest(%(integrations)s::text[], %(targets)s::text[]) AS m(integration, target)
+        JOIN delivery_targets t ON t.key = m.target
+        WHERE m.integration = {integration_column} AND (t.failures > 0 OR t.state <> 'up'))"""
+
+
 _LOAD = """
 INSERT INTO delivery_targets AS t (key, base_url) VALUES (%(key)s, %(base_url)s)
 ON CONFLICT (key) DO UPDATE SET base_url = EXCLUDED.base_url
