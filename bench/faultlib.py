@@ -97,9 +97,12 @@ def tree_jiffies(root: int) -> int:
 def machine() -> dict[str, Any]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "app"], cwd=ROOT, capture_output=True, text=True)
+    import alertbridge
+
     return {
         "commit": commit.stdout.strip(),
         "app_dirty": bool(dirty.stdout.strip()),
+        "package": str(Path(alertbridge.__file__).parent),  # the code under test (PYTHONPATH may point elsewhere)
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kernel": platform.release(),
