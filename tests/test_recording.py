@@ -78,25 +78,29 @@ def test_a_database_blip_while_recording_is_retried_not_left_to_the_lease(
 
 
 def test_database_connections_dropped_under_load_cost_no_lease(database_url: str, db: psycopg.Connection) -> None:
-    """The worker's connections are terminated over and over while 40 alerts are delivered: every alert arrives
-    exactly once and nothing waits for the 60 s lease."""
+    """40 alerts are sent while the database is slow to record them (their alias rows are locked) and every worker
+    connection is terminated over and over: every alert arrives exactly once, and nothing waits for the 60 s lease."""
     delivery = FAST_DELIVERY.replace("lease_seconds = 5.0", "lease_seconds = 60.0")
+    killed = 0
     with run_emulator(api_keys=[API_KEY], processing_delay=0.01) as emu:
-        with run_bridge(make_config(emu.base_url, delivery=delivery), database_url) as bridge:
-            fault(emu, hang=0.05, count=1000)  # slow answers: the drops land mid-delivery
+        config = make_config(emu.base_url, delivery=delivery)
+        with run_bridge(config, database_url, run_worker=False) as bridge:
             with httpx.Client() as client:
                 for i in range(40):
                     post(bridge.base_url, {"action": "create", "alias": f"d{i}", "message": "m"}, client=client)
-            deadline = time.monotonic() + 2.0
-            killed = 0
-            while time.monotonic() < deadline:
-                killed += len(
-                    db.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = 'alertbridge-worker' AND state <> 'idle'"
-                    ).fetchall()
-                )
-                time.sleep(0.05)
+        with psycopg.connect(database_url, autocommit=True) as holder, run_bridge(config, database_url):
+            with holder.transaction():
+                holder.execute("SELECT 1 FROM aliases FOR UPDATE")  # recordings wait, in the middle of a statement
+                wait_for(lambda: _worker_backend_waiting_on_a_lock(db), what="recordings under way")
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:  # the database drops every worker connection, again and again
+                    killed += len(
+                        db.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = 'alertbridge-worker'"
+                        ).fetchall()
+                    )
+                    time.sleep(0.05)
             wait_for(lambda: queue_left(db) == 0, timeout=20, what="delivery without lease waits")
         assert killed > 0
         emu.wait_idle()

@@ -89,20 +89,6 @@ async def finish(conn: Connection, a: Attempt) -> None:
     await conn.execute(_FINISH, a.__dict__)
 
 
-_INSERT = """
-INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, latency_ms,
-                               http_status, outcome, reason, request_id, response_snippet, finished_at)
-VALUES (%(o)s, %(n)s, %(kind)s, %(worker)s, %(method)s, %(url)s, %(started_at)s, %(latency_ms)s, %(http_status)s,
-        %(outcome)s, %(reason)s, %(request_id)s, %(response_snippet)s, now())
-"""
-
-
-async def record(conn: Connection, outbox_id: int, attempt_no: int, worker: str, a: Attempt) -> None:
-    """A finished attempt in one write (when there was no intent row)."""
-    values = {k: v for k, v in a.__dict__.items() if k != "id"}
-    await conn.execute(_INSERT, {"o": outbox_id, "n": attempt_no, "worker": worker, **values})
-
-
 async def abandon(conn: Connection, outbox_ids: Sequence[int], reason: str) -> int:
     """Started attempts of these rows that will never be completed: OpsGenie may or may not have acted on them."""
     if not outbox_ids:
