@@ -112,13 +112,13 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from alertbridge import settings
     from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
     from alertbridge.main import build_app
     from alertbridge.secretbox import SecretKeyError
+    from alertbridge.web.server import serve as serve_forever
+    from alertbridge.web.server import uvicorn_config
 
     # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
     loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
@@ -157,8 +157,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host,
             port,
         )
-    uv = uvicorn.Config(
+    uv = uvicorn_config(
         app,
+        config.server,
         host=host,
         port=port,
         access_log=False,
@@ -168,7 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = process.graceful_server(uv)
-    server.run()
+    asyncio.run(serve_forever(server))
     # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
     return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
 

@@ -46,8 +46,17 @@ def libpq_url(url: str) -> str:
     return make_url(sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+#: How long a connection may take to appear while the pool has room for one, before the database counts as down.
+FAIL_FAST_SECONDS = 1.0
+
+
 class DatabaseBusy(Exception):
-    """No pooled connection became free within the wait budget: Postgres is up but we are saturated."""
+    """No pooled connection became free within the wait budget, and every connection of the pool is open and in
+    use: Postgres is up, we are saturated. Not a database failure (``is_unavailable`` is False)."""
+
+
+class DatabaseUnavailable(Exception):
+    """No working connection within the wait budget while the pool is not full: Postgres cannot be reached."""
 
 
 class Database:
@@ -100,14 +109,42 @@ class Database:
         stats = self.pool.get_stats()
         return int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0))
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection in autocommit mode (each statement is its own transaction)."""
+    @property
+    def saturated(self) -> bool:
+        """Every connection the pool may open is open and checked out."""
+        stats = self.pool.get_stats()
+        return int(stats.get("pool_size", 0)) >= self.size and int(stats.get("pool_available", 0)) == 0
+
+    async def _getconn(self, timeout: float | None) -> Connection:
+        """Wait for a connection: up to ``timeout`` while the pool is merely busy (load), but give up after a
+        second when the pool has room for a connection and still cannot make one (the database is down)."""
+        budget = timeout if timeout is not None else self.pool.timeout
+        first = min(budget, FAIL_FAST_SECONDS)
         try:
-            async with self.pool.connection() as conn:
-                yield conn
+            return await self.pool.getconn(timeout=first)
         except psycopg_pool.PoolTimeout as exc:
-            raise DatabaseBusy(str(exc)) from exc
+            if not self.saturated:
+                raise DatabaseUnavailable(f"could not get a working database connection within {first:.1f}s") from exc
+            if budget <= first:
+                raise DatabaseBusy(f"all {self.size} database connections stayed busy for {budget:.1f}s") from exc
+        try:
+            return await self.pool.getconn(timeout=budget - first)
+        except psycopg_pool.PoolTimeout as exc:
+            if self.saturated:
+                raise DatabaseBusy(f"all {self.size} database connections stayed busy for {budget:.1f}s") from exc
+            raise DatabaseUnavailable(f"could not get a working database connection within {budget:.1f}s") from exc
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Connection]:
+        """A pooled connection in autocommit mode (each statement is its own transaction). Waits in the pool's
+        queue for up to ``timeout`` (default: the pool's ``wait_timeout``) while every connection is in use
+        (then ``DatabaseBusy``: load, not a failure); ``DatabaseUnavailable`` when no connection can be made."""
+        conn = await self._getconn(timeout)
+        try:
+            async with conn:
+                yield conn
+        finally:
+            await self.pool.putconn(conn)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -116,14 +153,29 @@ class Database:
             yield conn
 
 
+def is_busy(exc: BaseException) -> bool:
+    """True when ``exc`` means "Postgres is fine, but all our connections stayed in use" (load, not an outage)."""
+    return isinstance(exc, DatabaseBusy)
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database cannot be reached or cannot take us now" (answer 503)."""
-    if isinstance(exc, DatabaseBusy | psycopg_pool.PoolTimeout | psycopg_pool.PoolClosed):
+    """True when ``exc`` means "the database cannot be reached" (a real failure: answer 503). Load is not:
+    see ``is_busy``."""
+    if isinstance(exc, DatabaseBusy):
+        return False
+    if isinstance(exc, DatabaseUnavailable | psycopg_pool.PoolTimeout | psycopg_pool.PoolClosed):
         return True
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError | ConnectionError):
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_unavailable(cause)
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong with the database, in one line a sender or an operator can read (no secrets: libpq's
+    messages name host, port and user, never the password)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def alembic_config(url: str | None = None) -> Any:

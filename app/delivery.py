@@ -1,9 +1,19 @@
 """The delivery worker: claim due outbox rows -> send to OpsGenie -> record the outcome.
 
 Runs inside ``serve`` (default) or alone (``alertbridge worker``); any number of workers may share one
-Postgres. Wakes on LISTEN/NOTIFY, polls as a fallback. On shutdown it stops claiming, lets in-flight sends
-finish for a grace period, and gives the rest back to the queue; after a ``kill -9`` the lease expires and
-another worker retries the row (OpsGenie's alias dedup makes a repeated create harmless).
+Postgres. Wakes on LISTEN/NOTIFY, polls as a fallback.
+
+* Every HTTP call is a ``delivery_attempts`` row written *before* the call and completed after it; the intent row
+  is only written while the target takes requests (not paused by a 429, not down — or this row is its probe).
+* Outcomes are recorded in one transaction, retried for a few seconds when the database blinks
+  (``record_retry``), and shielded from cancellation: a shutdown never throws away a 2xx.
+* A target (base URL + API key) pauses after a 429 and goes down after repeated failures, for every worker
+  (``core/circuit.py``, ``store/targets.py``); what a dead row means for its alias is ``core/delivery_rules.py``.
+
+The loop (claiming, waking, shutdown) is ``worker_loop.WorkerLoop``. On shutdown it stops claiming, lets in-flight
+sends finish for a grace period, waits for outcomes being recorded, and gives the rest back to the queue; after a
+``kill -9`` the lease expires and another worker retries the row (OpsGenie's alias dedup makes a repeated create
+harmless).
 """
 
 from __future__ import annotations
@@ -13,15 +23,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-
-import psycopg
+from typing import TypeVar
 
 from alertbridge import logs, metrics
+from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, signal, target_key
+from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
 from alertbridge.core.retry import RetryPolicy, next_retry
-from alertbridge.db import Database, is_unavailable
+from alertbridge.db import Connection, Database
 from alertbridge.opsgenie import (
     Client,
     Outcome,
@@ -33,17 +44,24 @@ from alertbridge.opsgenie import (
     classify_exception,
     parse_request_status,
 )
-from alertbridge.store import aliases, attempts, outbox
+from alertbridge.store import aliases, attempts, outbox, targets
+from alertbridge.worker_loop import WorkerLoop, transient
 
 log = logging.getLogger("alertbridge.delivery")
 
 SNIPPET = 2000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Target:
     base_url: str
     api_key: str  # revealed secret; never logged
+
+    @property
+    def key(self) -> str:
+        """What identifies the target in Postgres (a hash: the API key is never stored)."""
+        return target_key(self.base_url, self.api_key)
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class WorkerOptions:
     shutdown_grace: float = 10.0
     confirm_creates: bool = True
     retry: RetryPolicy = RetryPolicy()
+    circuit: CircuitPolicy = CircuitPolicy()
+    record_retry: float = 10.0  # how long to retry recording an outcome while the database is away
 
 
 def _snippet(body: bytes) -> str | None:
@@ -62,7 +82,7 @@ def _snippet(body: bytes) -> str | None:
     return body[:SNIPPET].decode("utf-8", "replace").replace("\x00", "")
 
 
-class Worker:
+class Worker(WorkerLoop):
     def __init__(
         self,
         db: Database,
@@ -82,17 +102,88 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._recording: dict[int, asyncio.Task[object]] = {}
+        self._next_probe_check = 0.0
+        # Told how long the rows just claimed waited (serve: the ingest gate, so delivery keeps its share).
+        self.on_lag: Callable[[float], None] | None = None
+
+    # --- the database, durably ----------------------------------------------------------------------------
+
+    async def _durably(self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True) -> T:
+        """Run ``fn`` in one transaction (or in autocommit: a single statement, or reads); when the database blinks,
+        retry for up to ``record_retry`` seconds (every step is safe to repeat) instead of leaving the row to its
+        lease."""
+        deadline = time.monotonic() + self.options.record_retry
+        delay = 0.05
+        while True:
+            try:
+                if not transaction:
+                    async with self.db.connection() as conn:
+                        return await fn(conn)
+                async with self.db.transaction() as conn:
+                    return await fn(conn)
+            except Exception as exc:
+                if not transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.info("%s: database unavailable (%s); retrying in %.2fs", what, type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _commit(
+        self, row_id: int, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
+        """``_durably``, shielded from cancellation: once an answer is being recorded, a shutdown waits for it."""
+        task: asyncio.Task[T] = asyncio.create_task(self._durably(what, fn, transaction=transaction))
+        self._recording[row_id] = task  # type: ignore[assignment]
+
+        def done(t: asyncio.Task[T]) -> None:
+            if self._recording.get(row_id) is t:
+                del self._recording[row_id]
+            if not t.cancelled():
+                t.exception()  # retrieved here too: the waiter may have been cancelled (shutdown)
+
+        task.add_done_callback(done)
+        return await asyncio.shield(task)
 
     # --- one row ----------------------------------------------------------------------------------------
 
     async def _call(
-        self, kind: str, request: Request, api_key: str, *, action: str, request_id: str | None = None
-    ) -> tuple[Response | None, Outcome, attempts.Attempt]:
-        """One HTTP call to OpsGenie, classified, as the attempt row it becomes."""
-        started, t0 = datetime.now(UTC), time.perf_counter()
+        self,
+        row: outbox.Claimed,
+        kind: str,
+        request: Request,
+        target: Target,
+        *,
+        action: str,
+        attempt_no: int,
+        request_id: str | None = None,
+    ) -> tuple[Response | None, Outcome, attempts.Attempt] | None:
+        """One HTTP call to OpsGenie, classified, as the attempt row it becomes. The intent is recorded first;
+        None (no call made) when the target takes no request now — the row has been put back in the queue."""
+        started = datetime.now(UTC)
+
+        async def intent(conn: Connection) -> int | None:
+            return await attempts.start(
+                conn,
+                row.id,
+                attempt_no,
+                self.name,
+                target=target.key,
+                kind=kind,
+                method=request.method,
+                url=request.url,
+                started_at=started,
+                request_id=request_id,
+            )
+
+        attempt_id = await self._durably(f"outbox {row.id}: intent", intent, transaction=False)
+        if attempt_id is None:
+            await self._held(row, target)
+            return None
+        t0 = time.perf_counter()
         response: Response | None = None
         try:
-            response = await self.client.send(request, api_key)
+            response = await self.client.send(request, target.api_key)
             outcome = classify(response.status, response.headers, response.body, action)
         except Exception as exc:
             outcome = classify_exception(exc, self.client.timeout)
@@ -107,81 +198,197 @@ class Worker:
             reason=outcome.reason,
             request_id=request_id or outcome.request_id,
             response_snippet=_snippet(response.body) if response else None,
+            id=attempt_id,
         )
         return response, outcome, attempt
 
-    async def _create_processed(self, row: outbox.Claimed, target: Target) -> bool:
+    async def _held(self, row: outbox.Claimed, target: Target) -> None:
+        """The target is paused or down (another worker found out after this row was claimed): back to the queue,
+        no attempt counted, no request made."""
+
+        async def tx(conn: Connection) -> None:
+            hold = await targets.hold(conn, target.key)
+            await outbox.defer(conn, row.id, worker=self.name, until=hold.paused_until if hold else None)
+            if row.probe:
+                await targets.release_probe(conn, target.key, row.id)
+
+        await self._commit(row.id, f"outbox {row.id}: defer", tx)
+        if row.probe:
+            self._next_probe_check = 0.0  # another row may probe right away
+
+    async def _target_after(
+        self, conn: Connection, row: outbox.Claimed, target: Target, attempt: attempts.Attempt, outcome: Outcome
+    ) -> None:
+        """Feed one answer (or its absence) to the target's pause / circuit breaker; resume its rows when it is
+        back. Part of the transaction that records the answer."""
+        sig = signal(attempt.http_status)
+        integrations = [n for n, t in self.targets.items() if t.key == target.key]
+        if sig == Signal.OK:
+            # Only when the claim saw failures to reset (or a down target): no write on the common path. A failure
+            # another worker records after our claim may then count one success short: the breaker trips a bit early.
+            resumed = await targets.record_ok(conn, target.key) if row.target_dirty or row.probe else False
+        else:
+            before, now = await targets.load_for_update(conn, target.key, target.base_url)
+            t = after_response(
+                before,
+                sig,
+                now=now,
+                policy=self.options.circuit,
+                retry_after=outcome.retry_after,
+                probe=row.probe,
+                error=outcome.reason,
+            )
+            await targets.save(conn, target.key, t.after, end_probe=row.probe)
+            resumed = t.resumed
+            if t.went_down:
+                log.warning(
+                    "target %s is down after %d failures (%s): probing one request at a time",
+                    target.base_url,
+                    t.after.failures,
+                    outcome.reason,
+                )
+            if sig == Signal.RATE_LIMITED:
+                log.warning("target %s rate limited until %s", target.base_url, t.after.paused_until)
+            if t.after.state == "down" and row.probe:
+                await outbox.expire(conn, integrations, max_age=self.options.retry.max_age)
+        if resumed:
+            n = await outbox.resume(conn, integrations)
+            await outbox.notify(conn)
+            log.warning("target %s is back: %d waiting deliveries are due now", target.base_url, n)
+
+    async def _create_processed(self, row: outbox.Claimed, target: Target, request_id: str) -> bool:
         """Before an ack/close/note: has OpsGenie processed this alias's create? (OpsGenie processes requests
-        asynchronously, so an action sent too early fails with "Alert does not exist".) False means wait; any
-        answer other than "not processed yet" — including an error — means go ahead."""
-        async with self.db.connection() as conn:
-            request_id = await aliases.create_to_confirm(conn, row.integration, row.alias, row.generation)
-        if request_id is None:
-            return True
+        asynchronously, so an action sent too early fails with "Alert does not exist".) False means wait (or the
+        target took no request); any answer other than "not processed yet" — including an error — means go."""
         request = build_status_request(target.base_url, request_id)
-        response, _, attempt = await self._call(
-            "status_check", request, target.api_key, action="status", request_id=request_id
+        called = await self._call(
+            row, "status_check", request, target, action="status", attempt_no=row.attempts, request_id=request_id
         )
+        if called is None:
+            return False
+        response, outcome, attempt = called
         status = parse_request_status(response.status, response.headers, response.body) if response else None
         waiting = status is not None and status.state == "pending"
         detail = f"create request {status.state}" + (f": {status.status}" if status.status else "") if status else ""
         attempt = replace(attempt, outcome="waiting" if waiting else "confirmed", reason=detail or attempt.reason)
         delay = next_retry("waiting", row.attempts + 1, row.age, self.options.retry) if waiting else None
-        async with self.db.transaction() as conn:
-            await attempts.record(conn, row.id, row.attempts, self.name, attempt)
-            metrics.attempt_recorded(row.integration, row.action, attempt)
+
+        async def tx(conn: Connection) -> bool:
+            await attempts.finish(conn, attempt)
+            await self._target_after(conn, row, target, attempt, outcome)
             if waiting and delay is not None:
                 error = "waiting for OpsGenie to process the alias's create"
                 await outbox.mark_retry(
-                    conn, row.id, delay=delay, outcome="waiting", error=error, attempts=row.attempts
+                    conn, row.id, delay=delay, outcome="waiting", error=error, attempts=row.attempts, worker=self.name
                 )
                 return False
             alert_id = status.alert_id if status else None
             await aliases.confirm_create(conn, row.integration, row.alias, row.generation, alert_id)
-        return True  # processed, unknown, or waited as long as max_age allows: send
+            return True  # processed, unknown, or waited as long as max_age allows: send
+
+        go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx)
+        metrics.attempt_recorded(row.integration, row.action, attempt)
+        return go_ahead
+
+    async def _precheck(self, row: outbox.Claimed) -> tuple[Precheck, str | None]:
+        """Whether the row may go (``core.delivery_rules.before_send``), and the create request id to confirm."""
+
+        async def read(conn: Connection) -> tuple[Precheck, str | None]:
+            facts, to_confirm = await outbox.create_facts(conn, row)
+            check = before_send(row.action, facts)
+            return check, to_confirm if check.send and self.options.confirm_creates else None
+
+        return await self._durably(f"outbox {row.id}: precheck", read, transaction=False)
 
     async def process(self, row: outbox.Claimed) -> None:
         target = self.targets.get(row.integration)
         if target is None:
             outcome = Outcome("config_error", f"integration {row.integration!r} is not configured in this worker")
-            await self._record(row, outcome, None)
+            await self._record(row, None, outcome, None)
             return
-        if self.options.confirm_creates and row.action in ("acknowledge", "close", "note"):
-            if not await self._create_processed(row, target):
+        if row.action in ACTIONS_NEEDING_AN_ALERT:
+            check, create_request_id = await self._precheck(row)
+            if not check.send:
+                await self._record_blocked(row, target, check)
+                return
+            if create_request_id is not None and not await self._create_processed(row, target, create_request_id):
                 return
         request = build_request(
             target.base_url, row.action, row.opsgenie_alias, row.payload, traceparent=row.traceparent
         )
-        _, outcome, attempt = await self._call("send", request, target.api_key, action=row.action)
-        await self._record(row, outcome, attempt)
+        called = await self._call(row, "send", request, target, action=row.action, attempt_no=row.attempts + 1)
+        if called is None:
+            return
+        _, outcome, attempt = called
+        await self._record(row, target, outcome, attempt)
 
-    async def _record(self, row: outbox.Claimed, outcome: Outcome, attempt: attempts.Attempt | None) -> None:
+    async def _record_blocked(self, row: outbox.Claimed, target: Target, check: Precheck) -> None:
+        async def tx(conn: Connection) -> None:
+            await outbox.mark_blocked(conn, row.id, error=check.reason, worker=self.name)
+            if row.probe:
+                await targets.release_probe(conn, target.key, row.id)
+
+        await self._commit(row.id, f"outbox {row.id}: blocked", tx)
+        if row.probe:
+            self._next_probe_check = 0.0
+            self.wake()
+        log.warning("outbox %s (%s %s) not sent: %s", row.id, row.action, row.alias, check.reason)
+
+    async def _record(
+        self, row: outbox.Claimed, target: Target | None, outcome: Outcome, attempt: attempts.Attempt | None
+    ) -> None:
         n = row.attempts + 1
-        async with self.db.transaction() as conn:
-            if attempt is not None:
-                await attempts.record(conn, row.id, n, self.name, attempt)
-                metrics.attempt_recorded(row.integration, row.action, attempt)
-            if outcome.kind == "delivered":
-                await outbox.mark_delivered(conn, row.id, outcome.request_id, n)
-                await aliases.after_delivery(
-                    conn, row.integration, row.alias, row.generation, action=row.action, request_id=outcome.request_id
-                )
-                metrics.delivered(row)
-                return
+        delay = None
+        if outcome.kind != "delivered":
             delay = next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
+
+        if outcome.kind == "delivered" and attempt is not None and not (row.target_dirty or row.probe):
+            # The common path: one statement, no transaction (and no write to the target: it has nothing to reset).
+            async def delivered(conn: Connection) -> None:
+                await outbox.record_delivered(
+                    conn, row, request_id=outcome.request_id, attempts=n, worker=self.name, attempt=attempt.__dict__
+                )
+
+            await self._commit(row.id, f"outbox {row.id}: record", delivered, transaction=False)
+            metrics.attempt_recorded(row.integration, row.action, attempt)
+            metrics.delivered(row)
+            return
+
+        async def tx(conn: Connection) -> None:
+            if attempt is not None:
+                await attempts.finish(conn, attempt)
+                if target is not None:
+                    await self._target_after(conn, row, target, attempt, outcome)
+            if outcome.kind == "delivered":
+                if await outbox.mark_delivered(conn, row.id, outcome.request_id, n, worker=self.name):
+                    await aliases.after_delivery(
+                        conn,
+                        row.integration,
+                        row.alias,
+                        row.generation,
+                        action=row.action,
+                        request_id=outcome.request_id,
+                    )
+                return
             if delay is None:
                 error = (
                     outcome.reason
                     if outcome.kind == "rejected"
                     else (f"gave up after {n} attempts over {row.age:.0f}s: {outcome.reason}")
                 )
-                await outbox.mark_dead(conn, row.id, outcome=outcome.kind, error=error, attempts=n)
+                await outbox.mark_dead(conn, row.id, outcome=outcome.kind, error=error, attempts=n, worker=self.name)
                 log.warning("outbox %s (%s %s) dead: %s", row.id, row.action, row.alias, error)
             else:
                 await outbox.mark_retry(
-                    conn, row.id, delay=delay, outcome=outcome.kind, error=outcome.reason, attempts=n
+                    conn, row.id, delay=delay, outcome=outcome.kind, error=outcome.reason, attempts=n, worker=self.name
                 )
                 log.info("outbox %s (%s %s) retry in %.1fs: %s", row.id, row.action, row.alias, delay, outcome.reason)
+
+        await self._commit(row.id, f"outbox {row.id}: record", tx)
+        if attempt is not None:
+            metrics.attempt_recorded(row.integration, row.action, attempt)
+        if outcome.kind == "delivered":
+            metrics.delivered(row)
 
     # --- the loop ---------------------------------------------------------------------------------------
 
@@ -189,103 +396,10 @@ class Worker:
         logs.bind(integration=row.integration, outbox_id=row.id, alias=row.alias, traceparent=row.traceparent)
         try:
             await self.process(row)
-        except Exception as exc:  # a database failure while recording: the lease brings the row back
-            if is_unavailable(exc):
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database stayed away longer than record_retry: the lease brings it back
+            if transient(exc):
                 log.warning("outbox %s: database unavailable while recording; lease will retry it", row.id)
             else:
                 log.exception("outbox %s: unexpected error; lease will retry it", row.id)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def _listen(self) -> None:
-        """Set the wake event on every NOTIFY; reconnect with backoff when the connection drops."""
-        assert self.listen_url is not None
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(self.listen_url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    delay = 0.5
-                    self._wake.set()  # catch up on anything queued while we were not listening
-                    async for _ in conn.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("LISTEN connection lost (%s); polling until it is back", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def run_forever(self) -> None:
-        """Deliver until ``stop()``; then finish or release what is in flight."""
-        listener = asyncio.create_task(self._listen()) if self.listen_url else None
-        db_backoff = 0.5
-        try:
-            while not self._stopping.is_set():
-                metrics.worker_heartbeat(self.name)
-                free = self.options.max_in_flight - len(self._in_flight)
-                claimed = 0
-                if free > 0:
-                    try:
-                        async with self.db.transaction() as conn:
-                            rows = await outbox.claim(
-                                conn, worker=self.name, limit=free, lease_seconds=self.options.lease_seconds
-                            )
-                        db_backoff = 0.5
-                    except Exception as exc:
-                        if not is_unavailable(exc):
-                            log.exception("claim failed")
-                        else:
-                            log.warning("database unavailable; retrying in %.1fs", db_backoff)
-                        await asyncio.sleep(db_backoff)
-                        db_backoff = min(db_backoff * 2, 10.0)
-                        continue
-                    for row in rows:
-                        task = asyncio.create_task(self._guarded(row))
-                        self._in_flight[row.id] = task
-                        task.add_done_callback(lambda _t, rid=row.id: self._done(rid))
-                    claimed = len(rows)
-                if claimed and claimed == free:
-                    # Probably more is due: claim again as soon as a slot frees up.
-                    await self._wait(self.options.poll_interval)
-                    continue
-                if claimed:
-                    continue  # rows finishing may unblock the next row of their alias; check again
-                await self._wait(self.options.poll_interval)
-        finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
-            await asyncio.shield(self._shutdown())
-
-    def _done(self, row_id: int) -> None:
-        self._in_flight.pop(row_id, None)
-        self._wake.set()
-
-    async def _wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._wake.clear()
-
-    async def _shutdown(self) -> None:
-        tasks = list(self._in_flight.values())
-        if tasks:
-            log.info("waiting up to %.0fs for %d in-flight deliveries", self.options.shutdown_grace, len(tasks))
-            await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
-        leftover = [rid for rid, t in self._in_flight.items() if not t.done()]
-        for rid in leftover:
-            self._in_flight[rid].cancel()
-        if leftover:
-            try:
-                async with self.db.transaction() as conn:
-                    await outbox.release(conn, leftover)
-                log.info("released %d unfinished deliveries back to the queue", len(leftover))
-            except Exception:
-                log.warning("could not release %d rows; their lease will expire", len(leftover))

@@ -21,7 +21,9 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alertbridge import metrics
+from alertbridge.admission import IngestGate
 from alertbridge.config import Config, ConfigError
+from alertbridge.core.circuit import CircuitPolicy
 from alertbridge.core.retry import RetryPolicy
 from alertbridge.db import Database
 from alertbridge.delivery import Target, Worker, WorkerOptions
@@ -71,6 +73,12 @@ def worker_options(config: Config) -> WorkerOptions:
         lease_seconds=d.lease_seconds,
         shutdown_grace=d.shutdown_grace_seconds,
         confirm_creates=d.confirm_creates,
+        record_retry=d.record_retry_seconds,
+        circuit=CircuitPolicy(
+            failures=d.circuit_failures,
+            probe_base=min(1.0, d.circuit_probe_max_seconds),
+            probe_max=d.circuit_probe_max_seconds,
+        ),
         retry=RetryPolicy(
             backoff_base=d.backoff_base_seconds,
             backoff_max=d.backoff_max_seconds,
@@ -241,7 +249,10 @@ def build_app(
                 stack.push_async_callback(emulator.state.emulator.aclose)
             if bridge.http is not None:
                 stack.push_async_callback(bridge.http.aclose)
-            db = await stack.enter_async_context(Database(database_url, size=10, name="alertbridge-web"))
+            server = bridge.config.server
+            db = await stack.enter_async_context(
+                Database(database_url, size=10, name="alertbridge-web", wait_timeout=server.ingest_wait_seconds)
+            )
             app.state.db = db
             await sync_integrations(db, bridge)
             await registry.reload(db, force=True)
@@ -280,6 +291,7 @@ def build_app(
                 worker = build_worker(bridge, wdb)
                 follow_targets(registry, worker)
                 stack.push_async_callback(worker.client.aclose)
+                worker.on_lag = app.state.ingest_gate.report_lag  # delivery keeps its share of this process
                 task = asyncio.create_task(worker.run_forever())
                 app.state.worker = worker
 
@@ -302,6 +314,10 @@ def build_app(
     app.state.registry = registry
     app.state.endpoints = LiveEndpoints(registry)
     app.state.max_body_bytes = bridge.config.server.max_body_bytes
+    app.state.body_timeout = bridge.config.server.body_timeout_seconds
+    app.state.ingest_gate = IngestGate(
+        limit=bridge.config.server.ingest_concurrency, wait_seconds=bridge.config.server.ingest_wait_seconds
+    )
     app.state.emulator_mounted = emulator is not None
     app.state.callbacks = bridge.config.callbacks
     app.state.refused = RefusedCounter()

@@ -472,7 +472,9 @@ class Outbox(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(Text)
-    last_outcome: Mapped[str | None] = mapped_column(Text)  # delivered | retry | config_error | rejected | waiting
+    # delivered | retry | config_error | rejected | waiting | blocked (its alert's create is dead) | expired (too old
+    # while its target was down) | superseded (a replay found newer history: not re-sent)
+    last_outcome: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -544,3 +546,34 @@ class DeliveryAttempt(Base):
     reason: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(Text)
     response_snippet: Mapped[str | None] = mapped_column(Text)
+    # The row is written *before* the call (outcome 'started', finished_at NULL) and completed after it, so a
+    # request OpsGenie may have acted on is in the audit even when the worker dies mid-call ('abandoned').
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TargetState(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"  # the circuit is open: one probe at a time, the other rows wait
+
+
+class DeliveryTarget(Base):
+    """One OpsGenie target (base URL + API key) as every worker process sees it: a 429 pause and the circuit
+    breaker live here, not in memory. ``key`` is a SHA-256 of the base URL and the API key; the key itself is
+    never stored."""
+
+    __tablename__ = "delivery_targets"
+    __table_args__ = (CheckConstraint(f"state IN ({_values(TargetState)})", name="state"),)
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    base_url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, server_default="up")
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # consecutive retryable failures
+    probe_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # failed probes while down
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # 429: no request before
+    down_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    probe_outbox_id: Mapped[int | None] = mapped_column(BigInteger)  # the one row allowed through while down
+    probe_owner: Mapped[str | None] = mapped_column(Text)
+    probe_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the probe's lease
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

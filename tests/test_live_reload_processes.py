@@ -44,7 +44,7 @@ def test_a_saved_version_is_live_in_every_process_within_two_seconds(
         ):
             with open(tmp_path / "worker.log", "wb") as out:
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "alertbridge.cli", "worker", "--config", str(cfg)],
+                    [sys.executable, "-m", "alertbridge.cli", "worker", "--config", str(cfg), "--metrics-port", "0"],
                     env=env,
                     cwd=tmp_path,
                     stdout=out,

@@ -96,7 +96,7 @@ def test_sighup_in_a_worker_applies_a_new_api_key(tmp_path: Path, database_url: 
             worker_log = tmp_path / "worker.log"
             with open(worker_log, "wb") as out:
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "alertbridge.cli", "worker", "--config", str(cfg)],
+                    [sys.executable, "-m", "alertbridge.cli", "worker", "--config", str(cfg), "--metrics-port", "0"],
                     env=env,
                     cwd=tmp_path,
                     stdout=out,

@@ -40,6 +40,12 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 64
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 0  # 0: derived from the open-file limit
+    ingest_concurrency: int = 8
+    ingest_wait_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class DeliveryConfig:
     poll_interval_seconds: float = 1.0
     lease_seconds: float = 60.0
     shutdown_grace_seconds: float = 10.0
+    record_retry_seconds: float = 10.0
+    circuit_failures: int = 5
+    circuit_probe_max_seconds: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ SERVER: dict[str, Check] = {
     "port": integer(minimum=1, maximum=65535),
     "max_body_bytes": integer(),
     "max_json_depth": integer(),
+    "header_timeout_seconds": number(),
+    "body_timeout_seconds": number(),
+    "keep_alive_seconds": number(),
+    "max_connections": integer(minimum=0),
+    "ingest_concurrency": integer(),
+    "ingest_wait_seconds": number(),
 }
 DATABASE: dict[str, Check] = {
     "url": database_url,
@@ -58,6 +64,9 @@ DELIVERY: dict[str, Check] = {
     "poll_interval_seconds": number(),
     "lease_seconds": number(),
     "shutdown_grace_seconds": number(allow_zero=True),
+    "record_retry_seconds": number(allow_zero=True),
+    "circuit_failures": integer(),
+    "circuit_probe_max_seconds": number(),
 }
 WORKER: dict[str, Check] = {
     "metrics_host": string(),

@@ -1,4 +1,10 @@
-"""The retry policy, pure: an outcome kind + attempt + age -> seconds until the next attempt, or None (dead)."""
+"""The retry policy, pure: an outcome kind + attempt + age -> seconds until the next attempt, or None (dead).
+
+``max_age`` means what the docs say: a failing row is retried until it is that old. The last delay is shortened
+so that one attempt happens right at ``max_age`` (an event is never given up early because the *next* delay would
+have crossed the line); a failure at or after ``max_age`` is final. A 429's ``Retry-After`` is always honoured,
+even when it ends after ``max_age``: that last attempt is late rather than early.
+"""
 
 from __future__ import annotations
 
@@ -39,16 +45,19 @@ def next_retry(
     ``age``: seconds since the row was queued. ``retry_after``: what the response asked for (429).
     """
     if kind == "retry":
-        delay = (
-            retry_after
-            if retry_after is not None
-            else backoff(attempt, policy, random.random() if rand is None else rand)
-        )
-        delay = min(max(delay, 0.0), max(policy.backoff_max, retry_after or 0.0))
-        return delay if age + delay <= policy.max_age else None
+        if age >= policy.max_age:
+            return None
+        if retry_after is not None:
+            return max(retry_after, 0.0)  # what the API asked for, even past max_age (one last, late attempt)
+        delay = backoff(attempt, policy, random.random() if rand is None else rand)
+        return min(max(delay, 0.0), policy.max_age - age)
     if kind == "config_error":
-        return policy.config_error_retry if age + policy.config_error_retry <= policy.config_error_max_age else None
+        if age >= policy.config_error_max_age:
+            return None
+        return min(policy.config_error_retry, policy.config_error_max_age - age)
     if kind == "waiting":  # the alias's create is not processed by OpsGenie yet
+        if age >= policy.max_age:
+            return None  # waited as long as max_age allows: send anyway
         delay = min(0.25 * attempt, 5.0) if attempt > 0 else 0.25
-        return delay if age + delay <= policy.max_age else None
+        return min(delay, policy.max_age - age)
     return None  # delivered / rejected: no retry

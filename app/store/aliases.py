@@ -127,20 +127,6 @@ async def after_delivery(
     )
 
 
-_CREATE_TO_CONFIRM = """
-SELECT create_request_id FROM aliases
-WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s
-  AND create_request_id IS NOT NULL AND NOT create_confirmed
-"""
-
-
-async def create_to_confirm(conn: Connection, integration: str, alias: str, generation: int) -> str | None:
-    """The request id of this generation's create, if OpsGenie has not been seen to process it yet."""
-    cur = await conn.execute(_CREATE_TO_CONFIRM, {"i": integration, "a": alias, "g": generation})
-    row = await cur.fetchone()
-    return row["create_request_id"] if row else None
-
-
 _CONFIRM_CREATE = """
 WITH a AS (
     UPDATE aliases SET create_confirmed = true, alert_id = COALESCE(%(alert_id)s, alert_id),

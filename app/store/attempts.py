@@ -1,11 +1,22 @@
-"""``delivery_attempts``: every HTTP call made to OpsGenie for an outbox row, and what it answered."""
+"""``delivery_attempts``: every HTTP call made to OpsGenie for an outbox row, and what it answered.
+
+The row is written *before* the call (``start``: outcome ``started``, no ``finished_at``) and completed after it
+(``finish``), so a request OpsGenie may have acted on is in the audit even when the worker is killed or the
+database drops mid-call. A started row whose worker went away is marked ``abandoned`` when its outbox row is taken
+back (lease expiry, shutdown).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from alertbridge.db import Connection
+from alertbridge.store import targets
+
+STARTED = "started"
+ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)
@@ -20,18 +31,74 @@ class Attempt:
     reason: str
     request_id: str | None
     response_snippet: str | None
+    id: int | None = None  # the row written by ``start``
 
 
-_INSERT = """
-INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, latency_ms,
-                               http_status, outcome, reason, request_id, response_snippet)
-VALUES (%(o)s, %(n)s, %(kind)s, %(worker)s, %(method)s, %(url)s, %(started_at)s, %(latency_ms)s, %(http_status)s,
-        %(outcome)s, %(reason)s, %(request_id)s, %(response_snippet)s)
+_START = f"""
+INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, outcome, reason, request_id)
+SELECT %(outbox_id)s, %(n)s, %(kind)s, %(worker)s, %(method)s, %(url)s, %(started_at)s, '{STARTED}',
+       'request sent; no answer recorded yet', %(request_id)s
+WHERE {targets.SEND_ALLOWED}
+RETURNING id
 """
 
 
-async def record(conn: Connection, outbox_id: int, attempt_no: int, worker: str, a: Attempt) -> None:
-    await conn.execute(_INSERT, {"o": outbox_id, "n": attempt_no, "worker": worker, **a.__dict__})
+async def start(
+    conn: Connection,
+    outbox_id: int,
+    attempt_no: int,
+    worker: str,
+    *,
+    target: str,
+    kind: str,
+    method: str,
+    url: str,
+    started_at: datetime,
+    request_id: str | None = None,
+) -> int | None:
+    """Record the intent to call; None (nothing written) when the target takes no request now (429 pause, or down
+    and this row is not its probe): the caller must not send."""
+    cur = await conn.execute(
+        _START,
+        {
+            "outbox_id": outbox_id,
+            "n": attempt_no,
+            "kind": kind,
+            "worker": worker,
+            "method": method,
+            "url": url,
+            "started_at": started_at,
+            "request_id": request_id,
+            "target": target,
+        },
+    )
+    row = await cur.fetchone()
+    return int(row["id"]) if row else None
+
+
+_FINISH = """
+UPDATE delivery_attempts SET latency_ms = %(latency_ms)s, http_status = %(http_status)s, outcome = %(outcome)s,
+       reason = %(reason)s, request_id = %(request_id)s, response_snippet = %(response_snippet)s,
+       finished_at = now()
+WHERE id = %(id)s
+"""
+
+
+async def finish(conn: Connection, a: Attempt) -> None:
+    assert a.id is not None, "finish() needs the row start() wrote"
+    await conn.execute(_FINISH, a.__dict__)
+
+
+async def abandon(conn: Connection, outbox_ids: Sequence[int], reason: str) -> int:
+    """Started attempts of these rows that will never be completed: OpsGenie may or may not have acted on them."""
+    if not outbox_ids:
+        return 0
+    cur = await conn.execute(
+        f"UPDATE delivery_attempts SET outcome = '{ABANDONED}', reason = %(reason)s, finished_at = now() "
+        f"WHERE outbox_id = ANY(%(ids)s::bigint[]) AND outcome = '{STARTED}'",
+        {"ids": list(outbox_ids), "reason": reason},
+    )
+    return cur.rowcount
 
 
 async def for_outbox(conn: Connection, outbox_ids: list[int]) -> list[dict[str, object]]:

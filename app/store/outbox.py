@@ -4,7 +4,10 @@ nothing.
 
 Claiming follows procrastinate: ``FOR UPDATE SKIP LOCKED`` so several workers can share one Postgres, plus a
 ``NOT EXISTS`` clause that skips a row while an older row of the same alias is unfinished — so OpsGenie sees
-create -> acknowledge -> close in order for every alias, across retries and workers.
+create -> acknowledge -> close in order for every alias, across retries and workers. Rows of a target that is
+paused (429) or down (circuit breaker, ``store/targets.py``) are not claimed, except one probe at a time. What a
+dead row means for the later rows of its alias, and what a replay of dead rows may send, is decided in
+``core/delivery_rules.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from alertbridge.core.delivery_rules import AliasNow, CreateFacts, DeadRow, DeliveredRow, ReplayStep, plan_replay
 from alertbridge.db import Connection
+from alertbridge.store import targets
 
 NOTIFY_CHANNEL = "alertbridge_outbox"
 
@@ -103,69 +108,196 @@ class Claimed:
     attempts: int
     age: float  # seconds since queued
     created_at: datetime | None = None  # when the webhook was accepted (accept-to-delivered time)
+    reclaimed: bool = False  # its previous worker's lease expired (that worker died or hung)
+    probe: bool = False  # sent as the probe of a down target
+    target_dirty: bool = True  # its target had failures to reset (or was not up) when the row was claimed
 
 
-_CLAIM = """
+_RETURNING = """
+RETURNING o.id, o.integration, o.action, o.alias, o.opsgenie_alias, o.generation, o.payload, o.traceparent,
+          o.attempts, extract(epoch FROM now() - o.queued_at)::float8 AS age, due.was = 'in_flight' AS reclaimed,
+          o.created_at
+"""
+_RETURNING_CLAIM = _RETURNING.rstrip() + f", {targets.dirty_sql('o.integration')} AS target_dirty\n"
+
+_OLDER_UNFINISHED = """EXISTS (
+          SELECT 1 FROM outbox p
+          WHERE p.integration = o.integration AND p.alias = o.alias AND p.id < o.id
+            AND p.status IN ('pending', 'in_flight'))"""
+
+_CLAIM = f"""
 WITH due AS (
-    SELECT o.id FROM outbox o
+    SELECT o.id, o.status AS was FROM outbox o
     WHERE o.status IN ('pending', 'in_flight')
       AND o.next_attempt_at <= now()
       AND (o.status = 'pending' OR o.lease_until < now())
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox p
-          WHERE p.integration = o.integration AND p.alias = o.alias AND p.id < o.id
-            AND p.status IN ('pending', 'in_flight'))
+      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
+      AND NOT {_OLDER_UNFINISHED}
     ORDER BY o.next_attempt_at, o.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
                     lease_until = now() + make_interval(secs => %(lease)s)
 FROM due WHERE o.id = due.id
-RETURNING o.id, o.integration, o.action, o.alias, o.opsgenie_alias, o.generation, o.payload,
-          o.traceparent, o.attempts, extract(epoch FROM now() - o.queued_at)::float8 AS age, o.created_at
+{_RETURNING_CLAIM}
 """
 
 
-async def claim(conn: Connection, *, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
-    cur = await conn.execute(_CLAIM, {"limit": limit, "worker": worker, "lease": lease_seconds})
+async def claim(
+    conn: Connection,
+    *,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    target_of: dict[str, str] | None = None,
+) -> list[Claimed]:
+    """Due rows, oldest first, never one behind an unfinished older row of its alias. ``target_of``: integration ->
+    target key; rows of a paused or down target are left alone."""
+    target_of = target_of or {}
+    cur = await conn.execute(
+        _CLAIM,
+        {
+            "limit": limit,
+            "worker": worker,
+            "lease": lease_seconds,
+            "integrations": list(target_of),
+            "targets": list(target_of.values()),
+        },
+    )
     claimed = [Claimed(**r) for r in await cur.fetchall()]
     claimed.sort(key=lambda c: c.id)
     return claimed
 
 
-_MARK_DELIVERED = """
-UPDATE outbox SET status = 'delivered', delivered_at = now(), request_id = %(rid)s, attempts = %(n)s,
-                  last_outcome = 'delivered', last_error = NULL, lease_until = NULL
-WHERE id = %(id)s
+_CLAIM_PROBE = f"""
+WITH due AS (
+    SELECT o.id, o.status AS was FROM outbox o
+    WHERE o.integration = ANY(%(integrations)s::text[])
+      AND o.status IN ('pending', 'in_flight')
+      AND (o.status = 'pending' OR o.lease_until < now())
+      AND NOT {_OLDER_UNFINISHED}
+    ORDER BY o.id
+    LIMIT 1
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
+                    lease_until = now() + make_interval(secs => %(lease)s)
+FROM due WHERE o.id = due.id
+{_RETURNING}
 """
 
 
-async def mark_delivered(conn: Connection, row_id: int, request_id: str | None, attempts: int) -> None:
-    await conn.execute(_MARK_DELIVERED, {"id": row_id, "rid": request_id, "n": attempts})
+async def claim_probe(
+    conn: Connection, *, worker: str, integrations: list[str], lease_seconds: float
+) -> Claimed | None:
+    """The oldest unblocked row of a down target's integrations, whatever its own retry time: the one probe."""
+    cur = await conn.execute(_CLAIM_PROBE, {"integrations": integrations, "worker": worker, "lease": lease_seconds})
+    row = await cur.fetchone()
+    return Claimed(**row, probe=True) if row else None
 
 
-_MARK_RETRY = """
+_MINE = "id = %(id)s AND status = 'in_flight' AND claimed_by = %(worker)s"
+
+_MARK_DELIVERED = f"""
+UPDATE outbox SET status = 'delivered', delivered_at = now(), request_id = %(rid)s, attempts = %(n)s,
+                  last_outcome = 'delivered', last_error = NULL, lease_until = NULL
+WHERE {_MINE}
+"""
+
+
+async def mark_delivered(conn: Connection, row_id: int, request_id: str | None, attempts: int, *, worker: str) -> bool:
+    """False when the row is no longer ours (its lease expired and another worker took it)."""
+    cur = await conn.execute(_MARK_DELIVERED, {"id": row_id, "rid": request_id, "n": attempts, "worker": worker})
+    return cur.rowcount == 1
+
+
+#: A delivered send in ONE statement (autocommit, one round trip): the attempt row completed, the outbox row
+#: delivered, the alias told OpsGenie's request id — the last only if the row was still ours. The common path of
+#: delivery; spelled out here (it touches delivery_attempts and aliases too) so that it is one statement.
+_DELIVERED = f"""
+WITH att AS (
+    UPDATE delivery_attempts SET latency_ms = %(latency_ms)s, http_status = %(http_status)s, outcome = %(outcome)s,
+           reason = %(reason)s, request_id = %(attempt_rid)s, response_snippet = %(response_snippet)s,
+           finished_at = now()
+    WHERE id = %(attempt_id)s),
+o AS ({_MARK_DELIVERED} RETURNING id),
+al AS (
+    UPDATE aliases SET last_request_id = %(rid)s,
+           create_request_id = CASE WHEN %(is_create)s THEN %(rid)s ELSE create_request_id END,
+           create_confirmed = CASE WHEN %(is_create)s THEN false ELSE create_confirmed END
+    WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s AND EXISTS (SELECT 1 FROM o))
+SELECT count(*) AS n FROM o
+"""
+
+
+async def record_delivered(
+    conn: Connection, row: Claimed, *, request_id: str | None, attempts: int, worker: str, attempt: dict[str, Any]
+) -> bool:
+    """``mark_delivered`` + ``aliases.after_delivery`` + ``attempts.finish`` at once. False when the row is no
+    longer ours. ``attempt``: the finished attempt's fields (``attempts.Attempt.__dict__``)."""
+    cur = await conn.execute(
+        _DELIVERED,
+        {
+            "id": row.id,
+            "rid": request_id,
+            "n": attempts,
+            "worker": worker,
+            "is_create": row.action == "create",
+            "i": row.integration,
+            "a": row.alias,
+            "g": row.generation,
+            "attempt_id": attempt["id"],
+            "attempt_rid": attempt["request_id"],
+            **{k: attempt[k] for k in ("latency_ms", "http_status", "outcome", "reason", "response_snippet")},
+        },
+    )
+    r = await cur.fetchone()
+    return bool(r and r["n"])
+
+
+_MARK_RETRY = f"""
 UPDATE outbox SET status = 'pending', next_attempt_at = now() + make_interval(secs => %(delay)s),
                   attempts = %(n)s, last_outcome = %(outcome)s, last_error = %(error)s,
                   lease_until = NULL, claimed_by = NULL
-WHERE id = %(id)s
+WHERE {_MINE}
 """
 
 
-async def mark_retry(conn: Connection, row_id: int, *, delay: float, outcome: str, error: str, attempts: int) -> None:
-    await conn.execute(_MARK_RETRY, {"id": row_id, "delay": delay, "n": attempts, "outcome": outcome, "error": error})
+async def mark_retry(
+    conn: Connection, row_id: int, *, delay: float, outcome: str, error: str, attempts: int, worker: str
+) -> bool:
+    cur = await conn.execute(
+        _MARK_RETRY,
+        {"id": row_id, "delay": delay, "n": attempts, "outcome": outcome, "error": error, "worker": worker},
+    )
+    return cur.rowcount == 1
 
 
-_MARK_DEAD = """
+_MARK_DEAD = f"""
 UPDATE outbox SET status = 'dead', attempts = %(n)s, last_outcome = %(outcome)s, last_error = %(error)s,
                   lease_until = NULL
-WHERE id = %(id)s
+WHERE {_MINE}
 """
 
 
-async def mark_dead(conn: Connection, row_id: int, *, outcome: str, error: str, attempts: int) -> None:
-    await conn.execute(_MARK_DEAD, {"id": row_id, "n": attempts, "outcome": outcome, "error": error})
+async def mark_dead(conn: Connection, row_id: int, *, outcome: str, error: str, attempts: int, worker: str) -> bool:
+    cur = await conn.execute(
+        _MARK_DEAD, {"id": row_id, "n": attempts, "outcome": outcome, "error": error, "worker": worker}
+    )
+    return cur.rowcount == 1
+
+
+_DEFER = f"""
+UPDATE outbox SET status = 'pending', lease_until = NULL, claimed_by = NULL,
+                  next_attempt_at = GREATEST(now(), COALESCE(%(until)s, now()))
+WHERE {_MINE}
+"""
+
+
+async def defer(conn: Connection, row_id: int, *, worker: str, until: Any = None) -> None:
+    """Back to the queue untouched (no attempt counted): its target took no request when it was about to go."""
+    await conn.execute(_DEFER, {"id": row_id, "worker": worker, "until": until})
 
 
 async def release(conn: Connection, ids: Sequence[int]) -> None:
@@ -178,25 +310,152 @@ async def release(conn: Connection, ids: Sequence[int]) -> None:
         )
 
 
-_REQUEUE_DEAD = """
+_RESUME = """
+UPDATE outbox SET next_attempt_at = now()
+WHERE integration = ANY(%(integrations)s::text[]) AND status = 'pending' AND next_attempt_at > now()
+"""
+
+
+async def resume(conn: Connection, integrations: Sequence[str]) -> int:
+    """A down target is back: every row waiting for it is due now (the claim keeps per-alias order)."""
+    cur = await conn.execute(_RESUME, {"integrations": list(integrations)})
+    return cur.rowcount
+
+
+_EXPIRE = """
+UPDATE outbox SET status = 'dead', last_outcome = 'expired',
+       last_error = 'gave up: still undelivered after max_age_seconds while its target was down'
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE integration = ANY(%(integrations)s::text[]) AND status = 'pending'
+      AND last_outcome IS DISTINCT FROM 'config_error'
+      AND queued_at < now() - make_interval(secs => %(max_age)s)
+    ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def expire(conn: Connection, integrations: Sequence[str], *, max_age: float, limit: int = 1000) -> int:
+    """Rows of a down target that reached ``max_age`` without being tried die, as a failing row would."""
+    cur = await conn.execute(_EXPIRE, {"integrations": list(integrations), "max_age": max_age, "limit": limit})
+    return cur.rowcount
+
+
+_MARK_BLOCKED = f"""
+UPDATE outbox SET status = 'dead', last_outcome = 'blocked', last_error = %(error)s, lease_until = NULL
+WHERE {_MINE}
+"""
+
+
+async def mark_blocked(conn: Connection, row_id: int, *, error: str, worker: str) -> None:
+    """Not sent, dies with the dead create of its alert (``core.delivery_rules.before_send``)."""
+    await conn.execute(_MARK_BLOCKED, {"id": row_id, "error": error, "worker": worker})
+
+
+_CREATE_FACTS = """
+SELECT coalesce(bool_or(o.status = 'delivered'), false) AS delivered,
+       max(o.id) FILTER (WHERE o.status = 'dead') AS dead_id,
+       (SELECT a.create_request_id FROM aliases a
+        WHERE a.integration = %(i)s AND a.alias = %(a)s AND a.generation = %(g)s
+          AND a.create_request_id IS NOT NULL AND NOT a.create_confirmed) AS to_confirm
+FROM outbox o
+WHERE o.integration = %(i)s AND o.alias = %(a)s AND o.generation = %(g)s AND o.action = 'create' AND o.id < %(id)s
+"""
+
+
+async def create_facts(conn: Connection, row: Claimed) -> tuple[CreateFacts, str | None]:
+    """What happened to the older creates of the row's alert (its alias and generation), and the request id of
+    its create if OpsGenie has not been seen to process it yet (``aliases.create_request_id``; one round trip,
+    as ``aliases.load`` reads the outbox)."""
+    cur = await conn.execute(_CREATE_FACTS, {"i": row.integration, "a": row.alias, "g": row.generation, "id": row.id})
+    r = await cur.fetchone()
+    if r is None:
+        return CreateFacts(), None
+    return CreateFacts(bool(r["delivered"]), r["dead_id"]), r["to_confirm"]
+
+
+# --- replaying dead rows ---------------------------------------------------------------------------------------
+
+_DEAD = """
+SELECT o.id, o.integration, o.alias, o.action, o.generation FROM outbox o
+WHERE o.status = 'dead'
+  AND (%(integration)s::text IS NULL OR o.integration = %(integration)s::text)
+  AND (%(ids)s::bigint[] IS NULL OR EXISTS (   -- chosen rows bring the other dead rows of their alert along
+        SELECT 1 FROM outbox c
+        WHERE c.id = ANY(%(ids)s::bigint[]) AND c.status = 'dead'
+          AND c.integration = o.integration AND c.alias = o.alias AND c.generation = o.generation))
+ORDER BY o.id
+FOR UPDATE OF o
+"""
+
+_ALIAS_FACTS = """
+SELECT k.integration, k.alias, a.state, a.generation,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(d.id, d.action, d.generation))
+                 FROM outbox d
+                 WHERE d.integration = k.integration AND d.alias = k.alias AND d.status = 'delivered'
+                   AND d.id > k.first_id), '[]'::jsonb) AS delivered
+FROM unnest(%(integrations)s::text[], %(aliases)s::text[], %(first)s::bigint[]) AS k(integration, alias, first_id)
+LEFT JOIN aliases a ON a.integration = k.integration AND a.alias = k.alias
+"""
+
+_REQUEUE = """
 UPDATE outbox SET status = 'pending', next_attempt_at = now(), queued_at = now(),
                   lease_until = NULL, claimed_by = NULL
-WHERE status = 'dead'
-  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
-  AND (%(integration)s::text IS NULL OR integration = %(integration)s::text)
-RETURNING id
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'dead'
 """
+
+_SUPERSEDE = """
+UPDATE outbox SET status = 'skipped', last_outcome = 'superseded', last_error = u.reason
+FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS u(id, reason)
+WHERE outbox.id = u.id AND outbox.status = 'dead'
+"""
+
+
+async def replay_dead(
+    conn: Connection, *, ids: Iterable[int] | None = None, integration: str | None = None
+) -> list[ReplayStep]:
+    """``alertbridge replay --dead``: each dead row is re-queued (with a fresh retry age) or, when newer history
+    makes sending it wrong now, marked ``skipped`` / ``superseded`` with the reason (``core.delivery_rules``).
+    Choosing rows by id brings the other dead rows of the same alert along (a create and the close that died
+    with it go together). Call inside a transaction."""
+    cur = await conn.execute(_DEAD, {"ids": list(ids) if ids is not None else None, "integration": integration})
+    dead = await cur.fetchall()
+    if not dead:
+        return []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in dead:
+        groups.setdefault((r["integration"], r["alias"]), []).append(r)
+    keys = list(groups)
+    cur = await conn.execute(
+        _ALIAS_FACTS,
+        {
+            "integrations": [k[0] for k in keys],
+            "aliases": [k[1] for k in keys],
+            "first": [min(r["id"] for r in groups[k]) for k in keys],
+        },
+    )
+    steps: list[ReplayStep] = []
+    for f in await cur.fetchall():
+        rows = groups[(f["integration"], f["alias"])]
+        alias = AliasNow(f["state"], f["generation"]) if f["state"] is not None else None
+        delivered = [DeliveredRow(int(i), a, int(g)) for i, a, g in f["delivered"]]
+        steps += plan_replay([DeadRow(r["id"], r["action"], r["generation"]) for r in rows], alias, delivered)
+    steps.sort(key=lambda s: s.id)
+    requeue = [s.id for s in steps if s.requeue]
+    superseded = [s for s in steps if not s.requeue]
+    if requeue:
+        await conn.execute(_REQUEUE, {"ids": requeue})
+        await notify(conn)
+    if superseded:
+        await conn.execute(_SUPERSEDE, {"ids": [s.id for s in superseded], "reasons": [s.reason for s in superseded]})
+    return steps
 
 
 async def requeue_dead(
     conn: Connection, *, ids: Iterable[int] | None = None, integration: str | None = None
 ) -> list[int]:
-    """``alertbridge replay --dead``: dead rows go back to pending with a fresh retry age."""
-    cur = await conn.execute(_REQUEUE_DEAD, {"ids": list(ids) if ids is not None else None, "integration": integration})
-    requeued = sorted(int(r["id"]) for r in await cur.fetchall())
-    if requeued:
-        await notify(conn)
-    return requeued
+    """``replay_dead``, answering only the ids that were re-queued."""
+    return [s.id for s in await replay_dead(conn, ids=ids, integration=integration) if s.requeue]
 
 
 # --- gauges (read when /metrics is scraped) ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from alertbridge import __version__, metrics
-from alertbridge.db import is_unavailable
+from alertbridge.db import is_busy, is_unavailable
 from alertbridge.web.admin import editor, login, operations, versions
 from alertbridge.web.admin import integrations as pages
 from alertbridge.web.aliases_api import get_alias, list_aliases
@@ -87,6 +87,8 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.db.connection() as conn:
             await conn.execute("SELECT 1")
     except Exception as exc:
+        if is_busy(exc):  # Postgres is up; every connection is at work
+            return JSONResponse({"status": "ready", "database": "all connections busy"})
         if is_unavailable(exc):
             return error(503, "database_unavailable", "the database is unavailable")
         raise

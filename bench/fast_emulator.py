@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The project's OpsGenie emulator (app/emulator.py) for long fault benchmarks: the same behaviour, plus
+
+* an alias index (the emulator scans every alert per create: fine for tests, too slow for 50,000 alerts), and
+* ``GET /_bench/summary``: compact facts for the benchmark scripts — every request (arrival time, method, kind,
+  status) and, per alias, the actions OpsGenie processed in order and its alerts.
+
+    .venv/bin/python bench/fast_emulator.py --port 8900 --api-key KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from alertbridge.emulator import EmulatorState
+
+
+class BenchState(EmulatorState):
+    def reset(self) -> None:
+        super().reset()
+        self.by_alias: dict[str, list[dict[str, Any]]] = {}
+        self.processed: list[tuple[str, str, bool, str]] = []  # alias, action, ok, status text
+
+    def _new_alert(self, job: dict, now: str) -> dict:
+        alert = super()._new_alert(job, now)
+        self.by_alias.setdefault(alert["alias"], []).append(alert)
+        return alert
+
+    def find_alert(self, identifier: str, identifier_type: str = "id", open_only: bool = False) -> dict | None:
+        if identifier_type != "alias":
+            return super().find_alert(identifier, identifier_type, open_only)
+        found = list(reversed(self.by_alias.get(identifier, [])))
+        open_ = [a for a in found if a["status"] != "closed"]
+        return (open_ or ([] if open_only else found) or [None])[0]
+
+    def _finish(self, job: dict, action: str, ok: bool, status: str, alert: dict | None) -> None:
+        super()._finish(job, action, ok, status, alert)
+        alias = alert["alias"] if alert else (job["identifier"] or "")
+        self.processed.append((alias, action, ok, status))
+
+
+def _epoch(at: str) -> float:
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+def summary(state: BenchState) -> dict[str, Any]:
+    requests = [
+        [
+            _epoch(r["at"]),
+            r["method"],
+            "status" if "/requests/" in r["path"] else ("create" if r["path"] == "/v2/alerts" else "action"),
+            r["status"],
+        ]
+        for r in state.requests
+    ]
+    actions: dict[str, list[list[Any]]] = {}
+    for alias, action, ok, status in state.processed:
+        actions.setdefault(alias, []).append([action, ok, status])
+    alerts = {
+        alias: [[a["status"], a["count"], a["acknowledged"]] for a in found] for alias, found in state.by_alias.items()
+    }
+    return {"requests": requests, "actions": actions, "alerts": alerts, "idle": state.idle}
+
+
+def build(api_keys: list[str] | None, processing_delay: float) -> Starlette:
+    state = BenchState(api_keys, processing_delay)
+
+    async def bench_summary(request: Request) -> JSONResponse:
+        return JSONResponse(summary(state))
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    app = Starlette(
+        routes=[Route("/_bench/summary", bench_summary), Route("/{path:path}", state.handle, methods=methods)]
+    )
+    app.state.emulator = state
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--api-key", action="append")
+    p.add_argument("--processing-delay", type=float, default=0.05)
+    args = p.parse_args()
+    app = build(args.api_key, args.processing_delay)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
