@@ -33,6 +33,7 @@ from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, sign
 from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
 from alertbridge.core.retry import RetryPolicy, next_retry
 from alertbridge.db import Connection, Database
+from alertbridge.followup import FollowOptions
 from alertbridge.opsgenie import (
     Client,
     Outcome,
@@ -74,6 +75,8 @@ class WorkerOptions:
     retry: RetryPolicy = RetryPolicy()
     circuit: CircuitPolicy = CircuitPolicy()
     record_retry: float = 10.0  # how long to retry recording an outcome while the database is away
+    follow_request_status: bool = True  # ask OpsGenie what it did with requests no callback confirmed
+    follow: FollowOptions = FollowOptions()
 
 
 def _snippet(body: bytes) -> str | None:
@@ -284,6 +287,16 @@ class Worker(WorkerLoop):
                 return False
             alert_id = status.alert_id if status else None
             await aliases.confirm_create(conn, row.integration, row.alias, row.generation, alert_id)
+            if status is not None and status.state == "processed":
+                await outbox.record_create_result(
+                    conn,
+                    row.integration,
+                    row.alias,
+                    row.generation,
+                    success=bool(status.is_success),
+                    status=status.status,
+                    at=datetime.now(UTC),
+                )
             return True  # processed, unknown, or waited as long as max_age allows: send
 
         go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx)
@@ -391,6 +404,13 @@ class Worker(WorkerLoop):
             metrics.delivered(row)
 
     # --- the loop ---------------------------------------------------------------------------------------
+
+    def _start_follower(self) -> asyncio.Task[None] | None:
+        if not self.options.follow_request_status:
+            return None
+        from alertbridge.followup import follow_requests
+
+        return asyncio.create_task(follow_requests(self, self.options.follow))
 
     async def _guarded(self, row: outbox.Claimed) -> None:
         logs.bind(integration=row.integration, outbox_id=row.id, alias=row.alias, traceparent=row.traceparent)

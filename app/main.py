@@ -74,6 +74,7 @@ def worker_options(config: Config) -> WorkerOptions:
         shutdown_grace=d.shutdown_grace_seconds,
         confirm_creates=d.confirm_creates,
         record_retry=d.record_retry_seconds,
+        follow_request_status=d.follow_request_status,
         circuit=CircuitPolicy(
             failures=d.circuit_failures,
             probe_base=min(1.0, d.circuit_probe_max_seconds),

@@ -448,6 +448,12 @@ class Outbox(Base):
         ),
         Index("ix_outbox_inbound", "inbound_id"),
         Index("ix_outbox_replay", "replay_id", postgresql_where=text("replay_id IS NOT NULL")),
+        # Delivered requests whose processing nobody has confirmed yet (app/followup.py asks the status API).
+        Index(
+            "ix_outbox_unconfirmed",
+            "delivered_at",
+            postgresql_where=text("status = 'delivered' AND opsgenie_success IS NULL AND request_id IS NOT NULL"),
+        ),
         Index("ix_outbox_integration_alias", "integration", "alias"),
     )
 

@@ -100,6 +100,7 @@ class WorkerLoop:
     async def run_forever(self) -> None:
         """Deliver until ``stop()``; then finish or release what is in flight."""
         listener = asyncio.create_task(self._listen()) if self.listen_url else None
+        follower = self._start_follower()
         db_backoff = 0.5
         try:
             while not self._stopping.is_set():
@@ -134,10 +135,15 @@ class WorkerLoop:
                     continue  # rows finishing may unblock the next row of their alias; check again
                 await self._wait(self.options.poll_interval)
         finally:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+            for task in (listener, follower):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await asyncio.shield(self._shutdown())
+
+    def _start_follower(self) -> asyncio.Task[None] | None:
+        """What OpsGenie finally did with our requests (app/followup.py), when the options ask for it."""
+        return None
 
     def _done(self, row_id: int) -> None:
         self._in_flight.pop(row_id, None)

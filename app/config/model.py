@@ -70,6 +70,7 @@ class DeliveryConfig:
     record_retry_seconds: float = 10.0
     circuit_failures: int = 5
     circuit_probe_max_seconds: float = 5.0
+    follow_request_status: bool = True
 
 
 @dataclass(frozen=True)

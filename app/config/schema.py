@@ -67,6 +67,7 @@ DELIVERY: dict[str, Check] = {
     "record_retry_seconds": number(allow_zero=True),
     "circuit_failures": integer(),
     "circuit_probe_max_seconds": number(),
+    "follow_request_status": boolean,
 }
 WORKER: dict[str, Check] = {
     "metrics_host": string(),

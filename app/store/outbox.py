@@ -525,3 +525,56 @@ async def for_alias(conn: Connection, integration: str, alias: str, *, limit: in
         {"i": integration, "a": alias, "n": limit},
     )
     return await cur.fetchall()
+
+
+# --- what OpsGenie finally did (request status follow-up, app/followup.py) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    id: int
+    integration: str
+    alias: str
+    action: str
+    request_id: str
+    attempts: int
+
+
+_UNCONFIRMED = """
+SELECT id, integration, alias, action, request_id, attempts FROM outbox
+WHERE status = 'delivered' AND opsgenie_success IS NULL AND request_id IS NOT NULL
+  AND delivered_at < now() - make_interval(secs => %(after)s)
+  AND delivered_at > now() - make_interval(secs => %(within)s)
+ORDER BY delivered_at
+LIMIT %(n)s
+"""
+
+
+async def unconfirmed(conn: Connection, *, after: float, within: float, limit: int) -> list[Unconfirmed]:
+    """Delivered requests whose processing nobody has confirmed yet (no echo callback, no status answer)."""
+    cur = await conn.execute(_UNCONFIRMED, {"after": after, "within": within, "n": limit})
+    return [Unconfirmed(**r) for r in await cur.fetchall()]
+
+
+async def record_opsgenie_result(
+    conn: Connection, outbox_id: int, *, success: bool, status: str | None, at: datetime
+) -> None:
+    """What OpsGenie did with the row's request, from the request-status API (a callback may have said first)."""
+    await conn.execute(
+        "UPDATE outbox SET opsgenie_success = %(ok)s, opsgenie_status = %(status)s, opsgenie_processed_at = %(at)s "
+        "WHERE id = %(id)s AND opsgenie_success IS NULL",
+        {"id": outbox_id, "ok": success, "status": status, "at": at},
+    )
+
+
+async def record_create_result(
+    conn: Connection, integration: str, alias: str, generation: int, *, success: bool, status: str | None, at: datetime
+) -> None:
+    """The create of this alert was processed (the status check before an ack/close/note said so)."""
+    await conn.execute(
+        "UPDATE outbox SET opsgenie_success = %(ok)s, opsgenie_status = %(status)s, opsgenie_processed_at = %(at)s "
+        "WHERE id = (SELECT id FROM outbox WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s "
+        "            AND action = 'create' AND status = 'delivered' ORDER BY id DESC LIMIT 1) "
+        "AND opsgenie_success IS NULL",
+        {"i": integration, "a": alias, "g": generation, "ok": success, "status": status, "at": at},
+    )
