@@ -439,7 +439,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from alertbridge.db import Database
     from alertbridge.ingest import ReplayError, replay
-    from alertbridge.store.outbox import requeue_dead
+    from alertbridge.models import HistoryOrigin
+    from alertbridge.store import history
+    from alertbridge.store.outbox import replay_dead
 
     config, bridge, url, _ = _prepare(args)
 
@@ -450,8 +452,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             if args.dead or args.outbox:
                 async with db.transaction() as conn:
-                    ids = await requeue_dead(conn, ids=args.outbox or None, integration=args.integration)
-                print(json.dumps({"requeued": ids}))
+                    steps = await replay_dead(conn, ids=args.outbox or None, integration=args.integration)
+                    ids = [st.id for st in steps if st.requeue]
+                    await history.about_outbox_rows(
+                        conn,
+                        ids,
+                        origin=HistoryOrigin.CONSOLE,
+                        action="dead_letter.replay",
+                        decision="requeue",
+                        reason="dead letter sent again (alertbridge replay)",
+                        actor="cli",
+                    )
+                # What was re-queued, and what was not (and why: newer history makes sending it wrong now).
+                others = [
+                    {"id": st.id, "verdict": st.verdict.value, "reason": st.reason} for st in steps if not st.requeue
+                ]
+                print(json.dumps({"requeued": ids, **({"not_requeued": others} if others else {})}))
                 return 0 if ids or not args.outbox else 1
             if not args.event_ids:
                 raise CliError("name inbound event ids, or --dead / --outbox ID")

@@ -376,6 +376,14 @@ def test_dead_letters_list_replay_and_discard(console: Console, db: psycopg.Conn
     )
     assert console.api("GET", "/dead-letters").json()["dead_letters"] == []
     assert console.api("POST", "/dead-letters/replay", json={}).status_code == 422
+    # Each alias's history says who did what to its event (and audit.alias_timeline shows it as "console").
+    hist = db.execute(
+        "SELECT alias, origin, action, decision, actor, outbox_id FROM alias_history WHERE origin = 'console' ORDER BY id"
+    ).fetchall()
+    assert hist == [
+        ("d1", "console", "dead_letter.discard", "discard", "token:ci", one),
+        ("d2", "console", "dead_letter.replay", "requeue", "token:ci", two),
+    ]
     audit = console.api("GET", "/audit").json()["audit"]
     assert [(a["action"], a["target"]) for a in audit[:2]] == [
         ("dead_letter.replay", f"outbox:{two}"),

@@ -15,8 +15,9 @@ from alertbridge.admin.actor import Actor
 from alertbridge.admin.errors import Conflict, Invalid, NotFound
 from alertbridge.db import Database
 from alertbridge.ingest import ReplayError, replay
+from alertbridge.models import HistoryOrigin
 from alertbridge.registry import Registry
-from alertbridge.store import audit, inbound, outbox
+from alertbridge.store import audit, history, inbound, outbox
 
 MAX_BULK = 1000
 
@@ -89,6 +90,15 @@ async def requeue(db: Database, actor: Actor, *, ids: Any = None, integration: s
         raise Invalid("give 'ids' or 'integration'")
     async with db.transaction() as conn:
         requeued = await outbox.requeue_dead(conn, ids=chosen, integration=integration if chosen is None else None)
+        await history.about_outbox_rows(
+            conn,
+            requeued,
+            origin=HistoryOrigin.CONSOLE,
+            action="dead_letter.replay",
+            decision="requeue",
+            reason="dead letter sent again",
+            actor=actor.label,
+        )
         for row_id in requeued:
             await audit.record(
                 conn,
@@ -109,6 +119,15 @@ async def discard(db: Database, actor: Actor, ids: Any, reason: Any) -> list[int
     reason = reason.strip()[:1000]
     async with db.transaction() as conn:
         done = await outbox.discard(conn, chosen, reason)
+        await history.about_outbox_rows(
+            conn,
+            done,
+            origin=HistoryOrigin.CONSOLE,
+            action="dead_letter.discard",
+            decision="discard",
+            reason=f"dead letter discarded: {reason}",
+            actor=actor.label,
+        )
         for row_id in done:
             await audit.record(
                 conn,

@@ -79,3 +79,33 @@ async def for_alias(conn: Connection, integration: str, alias: str, *, limit: in
         {"i": integration, "a": alias, "n": limit},
     )
     return await cur.fetchall()
+
+
+_FROM_OUTBOX = """
+INSERT INTO alias_history (integration, alias, generation, at, origin, action, from_state, to_state, decision,
+                           reason, actor, inbound_id, outbox_id, details)
+SELECT o.integration, o.alias, o.generation, now(), %(origin)s, %(action)s, a.state, a.state, %(decision)s,
+       %(reason)s, %(actor)s, o.inbound_id, o.id, jsonb_build_object('event', o.action)
+FROM outbox o LEFT JOIN aliases a ON a.integration = o.integration AND a.alias = o.alias
+WHERE o.id = ANY(%(ids)s::bigint[]) AND o.action <> 'ignore'
+ORDER BY o.id
+"""
+
+
+async def about_outbox_rows(
+    conn: Connection, ids: Sequence[int], *, origin: str, action: str, decision: str, reason: str, actor: str
+) -> None:
+    """One history row per outbox row an operator acted on (a dead letter replayed or discarded): the alias's
+    timeline shows who did what to which of its events. The alias state does not change."""
+    if ids:
+        await conn.execute(
+            _FROM_OUTBOX,
+            {
+                "ids": list(ids),
+                "origin": origin,
+                "action": action,
+                "decision": decision,
+                "reason": reason,
+                "actor": actor,
+            },
+        )
