@@ -161,6 +161,7 @@ async def _apply(
                 decision=e.decision.decision,
                 reason_code=e.decision.code.value,
                 reason=e.decision.reason,
+                actor="policy" if e.by_policy else None,
                 inbound_id=inbound_id,
                 outbox_id=ids.get(e.seq),
                 details=e.details,

@@ -110,6 +110,7 @@ async def _record_waits(conn: Any, rows: list[outbox.Claimed], bucket: Bucket, s
                 decision=Verdict.SEND.value,
                 reason_code=Reason.PACED.value,
                 reason=reason,
+                actor="policy",
                 outbox_id=r.id,
                 details={"waited_seconds": round(r.age, 3), "rate_per_minute": rate},
             )

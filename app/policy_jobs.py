@@ -99,7 +99,7 @@ async def _write(conn: Connection, route: Route, result: Plan, now: datetime, de
                 decision=e.decision.decision,
                 reason_code=e.decision.code.value,
                 reason=e.decision.reason,
-                actor="alertbridge",
+                actor="policy",
                 outbox_id=ids.get(e.seq),
                 details={**e.details, **details},
             )

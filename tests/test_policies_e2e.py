@@ -15,7 +15,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.emulator_server import RunningEmulator, run_emulator
-from tests.harness import API_KEY, TOKEN, make_config, run_bridge, wait_for
+from tests.harness import API_KEY, TOKEN, fixture_bytes, make_config, run_bridge, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 FAST_SWEEPER = "[sweeper]\ninterval_seconds = 0.1\n"
@@ -41,15 +41,15 @@ def resolve(base: str, alias: str) -> dict[str, Any]:
     return post(base, {"action": "close", "alias": alias})
 
 
-def sent(emu: RunningEmulator, alias: str) -> list[str]:
+def sent(emu: RunningEmulator, alias: str, integration: str = "generic") -> list[str]:
     """What the emulator received for one alias, in order: create / close / note / acknowledge."""
     emu.wait_idle()
     out = []
     for r in emu.state.requests:
         body = r["json"] or {}
-        if r["path"] == "/v2/alerts" and body.get("alias") == f"generic:{alias}":
+        if r["path"] == "/v2/alerts" and body.get("alias") == f"{integration}:{alias}":
             out.append("create")
-        elif r["path"].startswith(f"/v2/alerts/generic:{alias}/"):
+        elif r["path"].startswith(f"/v2/alerts/{integration}:{alias}/"):
             out.append(r["path"].rsplit("/", 1)[1].replace("notes", "note"))
     return out
 
@@ -133,8 +133,14 @@ def test_a_held_close_is_sent_when_the_delay_ends(
 # --- silences ------------------------------------------------------------------------------------------------
 
 
+def toml_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)
+
+
 def silence_toml(**fields: Any) -> str:
-    return "[[silences]]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "\n"
+    return "[[silences]]\n" + "\n".join(f"{k} = {toml_value(v)}" for k, v in fields.items()) + "\n"
 
 
 def iso(t: datetime) -> str:
@@ -276,7 +282,7 @@ def test_an_alias_with_no_webhook_for_expire_after_expires(
         "SELECT origin, action, decision, reason_code, reason, actor FROM alias_history WHERE alias = 'stale' "
         "AND origin = 'policy'"
     ).fetchall()
-    assert [(r[0], r[2], r[3], r[5]) for r in rows] == [("policy", "send", code, "alertbridge")]
+    assert [(r[0], r[2], r[3], r[5]) for r in rows] == [("policy", "send", code, "policy")]
     assert "expire_after = 2s" in rows[0][4]
     if action == "close":
         assert alias_row(db, "stale")["state"] == "closed" and alias_row(db, "stale")["closed_by"] == "alertbridge"
@@ -308,3 +314,67 @@ def test_a_silent_source_gets_an_alert_closed_when_it_sends_again(
     codes = [h[3] for h in history(db, alias)]
     assert codes[:2] == ["source_silent", "source_back"]
     assert {h[0] for h in history(db, alias)} == {"policy"}
+
+
+# --- one example per source (docs/policies.md) ----------------------------------------------------------------
+
+
+def post_fixture(base: str, integration: str, fixture: str) -> dict[str, Any]:
+    r = httpx.post(f"{base}/webhooks/{integration}", content=fixture_bytes(fixture), headers=AUTH, timeout=10)
+    assert r.status_code == 202, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_the_genesys_flicker_is_one_alert_marked_flapping_and_closed_once_it_stays_ok(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
+    config = make_config(
+        emulator.base_url,
+        integrations=(("genesys", "genesys"),),
+        extra_integration=policies(close_delay="2s", flap_threshold=2, flap_window="10m"),
+    )
+    alarm, ok = "genesys/01_queue_sla_alarm.json", "genesys/02_queue_sla_clear.json"
+    alias = "gc-sla-0f1e2d3c-20260914T0847"
+    with run_bridge(config, database_url) as bridge:
+        for fixture in (alarm, ok, alarm, ok, alarm):  # ALARM, OK, ALARM, OK, ALARM within the delay
+            post_fixture(bridge.base_url, "genesys", fixture)
+        wait_for(lambda: settled(db), what="the create and the flapping note")
+        assert sent(emulator, alias, "genesys") == ["create", "note"]
+        note = next(r["json"]["note"] for r in emulator.state.requests if r["path"].endswith("/notes"))
+        assert note.startswith("Flapping: fired again within close_delay 2 times")
+        post_fixture(bridge.base_url, "genesys", ok)  # and now it stays OK
+        wait_for(lambda: sent(emulator, alias, "genesys") == ["create", "note", "close"], timeout=10, what="close")
+    codes = [h[3] for h in history(db, alias)]
+    assert codes == ["new_alert", "close_delayed", "flap", "close_delayed", "flap", "flapping", "close_delayed"]
+    (alert,) = emulator.state.list_alerts()
+    assert (alert["status"], alert["count"]) == ("closed", 1)
+
+
+def test_an_alertmanager_maintenance_window_holds_one_node_and_lets_the_other_through(
+    emulator: RunningEmulator, database_url: str, db: psycopg.Connection
+) -> None:
+    window = silence_toml(
+        integration="alertmanager",
+        details={"node": "ip-10-42-3-*"},
+        every="daily 00:00-24:00",
+        timezone="Europe/Berlin",
+        comment="node ip-10-42-3-17 is being drained",
+    )
+    config = make_config(emulator.base_url, integrations=(("alertmanager", "alertmanager"),), server=window)
+    with run_bridge(config, database_url) as bridge:
+        fired = post_fixture(bridge.base_url, "alertmanager", "alertmanager/01_firing_two_alerts.json")["events"]
+        assert [(e["alias"], e["decision"]) for e in fired] == [
+            ("f8f9add23ebfa2db", "suppress"),
+            ("719a1a97ef71f433", "send"),
+        ]
+        # The drained node's alert resolves (closed here, never sent); the other one repeats, then resolves.
+        later = post_fixture(bridge.base_url, "alertmanager", "alertmanager/02_one_resolved_one_firing.json")
+        assert [(e["alias"], e["decision"]) for e in later["events"]] == [
+            ("f8f9add23ebfa2db", "suppress"),
+            ("719a1a97ef71f433", "send"),
+        ]
+        post_fixture(bridge.base_url, "alertmanager", "alertmanager/04_all_resolved.json")
+        wait_for(lambda: settled(db), what="the queue")
+    assert sent(emulator, "f8f9add23ebfa2db", "alertmanager") == []
+    assert sent(emulator, "719a1a97ef71f433", "alertmanager") == ["create", "create", "close"]
+    assert alias_row(db, "f8f9add23ebfa2db")["state"] == "closed"

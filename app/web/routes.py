@@ -37,6 +37,8 @@ def api_routes() -> list[BaseRoute]:
         Route(I + "/enable", api_integrations.enable, methods=["POST"]),
         Route(I + "/disable", api_integrations.disable, methods=["POST"]),
         Route(I + "/target", api_integrations.set_target, methods=["PUT"]),
+        Route(I + "/policies", api_silences.get_policies, methods=["GET"]),
+        Route(I + "/policies", api_silences.put_policies, methods=["PUT"]),
         Route(I + "/template", api_templates.get_template, methods=["GET"]),
         Route(I + "/template", api_templates.put_template, methods=["PUT"]),
         Route(I + "/template/preview", api_templates.preview_template, methods=["POST"]),
