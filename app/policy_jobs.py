@@ -28,6 +28,7 @@ from alertbridge.store import silences as silences_store
 log = logging.getLogger("alertbridge.sweeper")
 
 BATCH = 200  # aliases per integration and run
+WITHHELD_BATCH = 5000  # withheld aliases looked at per integration and run (matched against the silences in memory)
 
 
 @dataclass(frozen=True)
@@ -208,9 +209,11 @@ async def _expire_one(
 
 async def release(db: Database, route: Route, now: datetime, done: Done) -> None:
     async with db.connection() as conn:
-        candidates = await aliases.withheld(conn, route.name, limit=BATCH)
-        fresh = await silences_store.current(conn) if candidates else []
-    for alias in candidates:
+        withheld = await aliases.withheld(conn, route.name, limit=WITHHELD_BATCH)
+        fresh = await silences_store.current(conn) if withheld else []
+    # Only the ones no silence holds any more (a long maintenance keeps thousands withheld: no transaction for them).
+    candidates = [a for a, fields in withheld if pol.silencing(fresh, route.name, a, fields, now) is None]
+    for alias in candidates[:BATCH]:
         async with db.transaction() as conn:
             await aliases.lock(conn, route.name, [alias])
             record = (await aliases.load(conn, route.name, [alias])).get(alias)
@@ -241,11 +244,11 @@ async def source_heartbeat(db: Database, route: Route, now: datetime, watching: 
     ``watching``: integration -> since when it is expected to send (kept in sweeper_jobs.state)."""
     settings = route.policies.settings
     alias = pol.SOURCE_SILENT_ALIAS
-    if settings.expect_every > 0:
-        watching.setdefault(route.name, now.isoformat())
-    else:
-        watching.pop(route.name, None)
-    since = datetime.fromisoformat(watching.get(route.name, now.isoformat()))
+    if settings.expect_every <= 0 and route.name not in watching:
+        return  # never watched: no alert of ours can be open
+    since = datetime.fromisoformat(watching.setdefault(route.name, now.isoformat()))
+    if settings.expect_every <= 0:
+        watching.pop(route.name)  # the expectation is gone: close our alert if it is open, then stop looking
     async with db.transaction() as conn:
         await aliases.lock(conn, route.name, [alias])
         record = (await aliases.load(conn, route.name, [alias])).get(alias)

@@ -102,6 +102,10 @@ def test_flap_fire_resolve_fire_within_the_delay_sends_one_create_and_no_close(
         assert status == "skipped"
         wait_for(lambda: datetime.now(UTC) > row["last_seen_at"] + timedelta(seconds=2.5), what="the delay to pass")
         wait_for(lambda: settled(db), what="the queue")
+        metrics = httpx.get(f"{bridge.base_url}/metrics").text
+        assert 'alertbridge_policy_decisions_total{integration="generic",reason="flap"}' in metrics
+        assert 'alertbridge_policy_decisions_total{integration="generic",reason="close_delayed"}' in metrics
+        assert "alertbridge_closes_held 0.0" in metrics
     assert sent(emulator, "queue-1") == ["create"]
     assert history(db, "queue-1") == [
         ("webhook", "create", "send", "new_alert"),
@@ -311,6 +315,9 @@ def test_a_silent_source_gets_an_alert_closed_when_it_sends_again(
         assert created["message"] == "generic: no webhook for 1s" and created["priority"] == "P2"
         fire(bridge.base_url, "hello")  # the source speaks again
         wait_for(lambda: sent(emulator, alias) == ["create", "close"], timeout=10, what="the close")
+        metrics = httpx.get(f"{bridge.base_url}/metrics").text
+        assert 'alertbridge_policy_decisions_total{integration="generic",reason="source_silent"}' in metrics
+        assert 'alertbridge_sweeper_runs_total{job="source_heartbeats",outcome="ok"}' in metrics
     codes = [h[3] for h in history(db, alias)]
     assert codes[:2] == ["source_silent", "source_back"]
     assert {h[0] for h in history(db, alias)} == {"policy"}

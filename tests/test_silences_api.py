@@ -166,3 +166,7 @@ def test_policies_of_a_console_integration(console: Console, db: psycopg.Connect
     wait_for(lambda: close_decision() == "delay", interval=0.2, what="the close delay")
     (audited,) = db.execute("SELECT after FROM admin_audit WHERE action = 'integration.policies'").fetchone()  # type: ignore[misc]
     assert audited == {"close_delay": 60.0, "rate_per_minute": 600.0}
+    # The export takes them back into a config file.
+    exported = console.api("GET", "/export/integrations.toml").text
+    cron = exported[exported.index('name = "cron"') :]
+    assert "rate_per_minute = 600.0" in cron and "[integrations.policies]\nclose_delay = 60.0" in cron

@@ -194,14 +194,16 @@ async def stale(conn: Connection, integration: str, *, quiet_since: datetime, li
     return [r["alias"] for r in await cur.fetchall()]
 
 
-async def withheld(conn: Connection, integration: str, *, limit: int) -> list[str]:
-    """Live aliases whose create a silence withheld."""
+async def withheld(conn: Connection, integration: str, *, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Live aliases whose create a silence withheld, each with the fields of its last create (to match silences)."""
     cur = await conn.execute(
-        "SELECT alias FROM aliases WHERE integration = %(i)s AND suppressed AND state <> 'closed' "
-        "ORDER BY last_seen_at LIMIT %(n)s",
+        "SELECT a.alias, o.payload FROM aliases a "
+        "CROSS JOIN LATERAL (SELECT payload FROM outbox o WHERE o.integration = a.integration AND o.alias = a.alias "
+        "                    AND o.generation = a.generation AND o.action = 'create' ORDER BY o.id DESC LIMIT 1) o "
+        "WHERE a.integration = %(i)s AND a.suppressed AND a.state <> 'closed' ORDER BY a.last_seen_at LIMIT %(n)s",
         {"i": integration, "n": limit},
     )
-    return [r["alias"] for r in await cur.fetchall()]
+    return [(r["alias"], r["payload"]) for r in await cur.fetchall()]
 
 
 async def mark_expired(conn: Connection, integration: str, alias: str, at: datetime) -> None:
