@@ -16,7 +16,7 @@ import httpx
 import psycopg
 
 from tests.emulator_server import RunningEmulator, run_emulator
-from tests.harness import API_KEY, TOKEN, make_config, run_bridge, wait_for
+from tests.harness import API_KEY, FAST_DELIVERY, TOKEN, make_config, run_bridge, wait_for
 from tests.test_cli import cli_env
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -134,7 +134,10 @@ def test_p1_creates_go_before_p5_notes_and_every_alias_keeps_its_order(
     database_url: str, db: psycopg.Connection
 ) -> None:
     with run_emulator(api_keys=[API_KEY], processing_delay=0.0) as emu:
-        cfg = config_of(emu, 300, 2)
+        # Notes go straight out (no status check of their create first), so only the claim's order decides.
+        cfg = config_of(
+            emu, 300, 2, delivery=FAST_DELIVERY + "confirm_creates = false\nfollow_request_status = false\n"
+        )
         with run_bridge(cfg, database_url) as bridge:
             for i in range(4):
                 post(bridge.base_url, {"action": "create", "alias": f"low-{i}", "message": "low", "priority": "P5"})
