@@ -234,6 +234,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
     from alertbridge.registry import Registry
     from alertbridge.secretbox import SecretBox, SecretKeyError
+    from alertbridge.sweeper import Sweeper
 
     loaded = _load_config(args)
     host = args.metrics_host or loaded[0].worker.metrics_host
@@ -252,7 +253,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await db.open()
         registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
         worker = build_worker(bridge, db)
-        follower = None
+        follower = sweeping = None
+        sweeper = Sweeper(db, registry, config, worker=worker, stuck_after=config.worker.stuck_after_seconds)
         rdb = registry_database(url)  # the registry polls on a connection of its own
         try:
             await sync_integrations(db, bridge)
@@ -260,6 +262,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             follow_targets(registry, worker)
             await rdb.open()
             follower = asyncio.create_task(registry.follow(rdb, rdb.url))
+            sweeping = asyncio.create_task(sweeper.run_forever())  # the policies' background work (app/sweeper.py)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
@@ -269,9 +272,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await worker.run_forever()
         finally:
             await http.stop()
-            if follower is not None:
-                follower.cancel()
-                await asyncio.gather(follower, return_exceptions=True)
+            for task in (follower, sweeping):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            await sweeper.aclose()
             await rdb.close()
             await worker.client.aclose()
             await db.close()

@@ -28,9 +28,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from alertbridge import logs, metrics
+from alertbridge import logs, metrics, pacing
 from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, signal, target_key
 from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
+from alertbridge.core.policies import Bucket
 from alertbridge.core.retry import RetryPolicy, next_retry
 from alertbridge.db import Connection, Database
 from alertbridge.followup import FollowOptions
@@ -58,6 +59,7 @@ T = TypeVar("T")
 class Target:
     base_url: str
     api_key: str  # revealed secret; never logged
+    bucket: Bucket | None = None  # paced: the account's rate limit (core/policies.py; app/pacing.py)
 
     @property
     def key(self) -> str:
@@ -252,6 +254,9 @@ class Worker(WorkerLoop):
                 )
             if sig == Signal.RATE_LIMITED:
                 log.warning("target %s rate limited until %s", target.base_url, t.after.paused_until)
+                if target.bucket is not None:  # paced and still a 429: slow down until it grows back
+                    scale = await targets.record_throttle(conn, target.key, outcome.retry_after)
+                    log.warning("target %s: pacing at %.0f%% of its rate after a 429", target.base_url, scale * 100)
             if t.after.state == "down" and row.probe:
                 await outbox.expire(conn, integrations, max_age=self.options.retry.max_age)
         if resumed:
@@ -324,8 +329,12 @@ class Worker(WorkerLoop):
             if not check.send:
                 await self._record_blocked(row, target, check)
                 return
-            if create_request_id is not None and not await self._create_processed(row, target, create_request_id):
-                return
+            if create_request_id is not None:
+                if not await self._create_processed(row, target, create_request_id):
+                    return
+                if target.bucket is not None and not await pacing.take_one(self.db, target):
+                    await self._held(row, target)  # paced: the claim's token went to the status check
+                    return
         request = build_request(
             target.base_url, row.action, row.opsgenie_alias, row.payload, traceparent=row.traceparent
         )

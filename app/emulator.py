@@ -15,6 +15,9 @@ Every API route exists under ``""`` (OpsGenie) and ``"/jsm/ops/integration"`` (J
 Control endpoints (no auth): GET /_control (help), GET/POST/DELETE /_control/faults, GET /_control/requests,
 POST /_control/reset, GET /_control/alerts (same as the listing). Keys are never logged or echoed.
 
+The Heartbeat API's ping and an enforceable account rate limit (``/_control/ratelimit``, ``/_control/heartbeats``)
+are in app/emulator_limits.py.
+
 Callbacks (OpsGenie's outgoing "Webhook" integration): with a callback URL (``build_app(callback_url=...)`` or
 ``POST /_control/callbacks {"url": ..., "headers": {...}}``) every processed create (of a new alert), acknowledge,
 unacknowledge, close and note is posted there in OpsGenie's callback shape (CONTRACT §5) — also what a human does
@@ -43,6 +46,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from alertbridge.emulator_limits import PING_METHODS, PONG, RATE_LIMITED_BODY, Heartbeats, RateLimit
 
 log = logging.getLogger("alertbridge.emulator")
 
@@ -181,6 +186,8 @@ class EmulatorState:
         self.statuses: dict[str, dict | None] = {}
         self.faults: list[dict] = []
         self.callbacks: list[dict] = []  # every callback sent: {"at", "action", "alias", "status" | "error", "body"}
+        self.heartbeats = Heartbeats()
+        self.ratelimit: RateLimit | None = None  # enforced on the Alert API when set (POST /_control/ratelimit)
         self._queue.clear()
         self._tiny = 0
 
@@ -271,6 +278,11 @@ class EmulatorState:
             return fault["status"], {"message": f"Emulated fault: HTTP {fault['status']}"}, headers
         method, n = request.method, len(segs)
         route = None
+        if segs[:2] == ["v2", "heartbeats"] and n == 4 and segs[3] == "ping" and method in PING_METHODS:
+            if self._authenticate(request.headers.get("authorization", "")) is None:
+                return 401, {"message": "Could not authenticate"}, {}
+            self.heartbeats.ping(segs[2], entry["at"])  # like OpsGenie: accepted whether it exists or not
+            return 202, {"result": PONG}, {}
         if segs[:2] == ["v2", "alerts"]:
             if n == 2 and method in ("POST", "GET"):
                 route = "create" if method == "POST" else "list"
@@ -285,6 +297,8 @@ class EmulatorState:
         key = self._authenticate(request.headers.get("authorization", ""))
         if key is None:
             return 401, {"message": "Could not authenticate"}, {}
+        if self.ratelimit is not None and not self.ratelimit.take():
+            return 429, RATE_LIMITED_BODY, self.ratelimit.headers()
         if bad_json:
             return 400, {"message": "Failed to parse request body: could not parse JSON"}, {}
         params = request.query_params
@@ -408,6 +422,8 @@ class EmulatorState:
                         "GET /_control/callbacks   POST /_control/callbacks  body: {url, headers?}",
                         "POST /_control/alerts/{id}/{acknowledge|unacknowledge|close|delete|notes|assign}  "
                         "body: {user, note?, owner?, identifierType?}  (what a human does in OpsGenie)",
+                        "GET|POST|DELETE /_control/ratelimit  body: {per_minute, burst} (enforced on the Alert API)",
+                        "GET /_control/heartbeats  (pings received by {p}/v2/heartbeats/{name}/ping)",
                     ]
                 }
             )
@@ -421,6 +437,16 @@ class EmulatorState:
             if method == "DELETE":
                 self.faults.clear()
             return JSONResponse({"faults": self.faults})
+        if what == "ratelimit" and method in ("POST", "DELETE"):
+            try:
+                body = json.loads(await request.body() or b"null") if method == "POST" else None
+                self.ratelimit = RateLimit.parse(body)
+            except ValueError as exc:
+                return JSONResponse({"message": str(exc)}, status_code=400)
+        if what == "ratelimit" and method in ("GET", "POST", "DELETE"):
+            return JSONResponse({"ratelimit": self.ratelimit.to_dict() if self.ratelimit else None})
+        if what == "heartbeats" and method == "GET":
+            return JSONResponse({"heartbeats": self.heartbeats.to_dict()})
         if what == "requests" and method == "GET":
             return JSONResponse({"requests": self.requests})
         if what == "reset" and method == "POST":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from alertbridge import metrics
 from alertbridge.db import Connection, is_unavailable
 from alertbridge.opsgenie import build_status_request, classify_exception, parse_request_status
+from alertbridge.pacing import take_one
 from alertbridge.store import attempts, outbox
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ async def _check(worker: Worker, row: outbox.Unconfirmed) -> int:
     if target is None:
         return 0
     request = build_status_request(target.base_url, row.request_id)
+    if target.bucket is not None and not await take_one(worker.db, target):
+        return 0  # the target's rate is used up by deliveries: ask at a later pass
     started = datetime.now(UTC)
 
     async def intent(conn: Connection) -> int | None:

@@ -8,7 +8,7 @@ Replay and preview (``alertbridge render``, the console) go through the same ``p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import anyio.to_thread
 
 from alertbridge import metrics
 from alertbridge.core.plan import Plan, PlanSpec, alias_keys, plan
+from alertbridge.core.policies import NO_POLICIES, Policies
 from alertbridge.db import Connection, Database
 from alertbridge.filters import PRIORITY_OVERRIDES
 from alertbridge.limits import Defaults, Event, EventError, normalize_event
@@ -39,10 +40,11 @@ class Route:
     priorities: Mapping[str, str] = field(default_factory=dict)  # [integrations.priorities]
     base_url: str = "https://api.opsgenie.com"  # the target, for the exact requests a preview shows
     version_id: int | None = None  # the template_versions row of `template` (None: not from Postgres)
+    policies: Policies = NO_POLICIES  # silences and [integrations.policies] (core/policies.py)
 
     @property
     def spec(self) -> PlanSpec:
-        return PlanSpec(self.name, self.scope_aliases, self.forward_unknown, self.base_url)
+        return PlanSpec(self.name, self.scope_aliases, self.forward_unknown, self.base_url, self.policies)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,12 @@ async def _apply(
     await aliases.lock(conn, route.name, keys)
     records = await aliases.load(conn, route.name, keys)
     result = plan(events, records, route.spec, now)
+    flapped = sorted({e.alias for e in result.events if e.cancels_close})
+    if flapped:  # a flap cancels the held close; one a worker took meanwhile is being sent: plan again without it
+        missed = set(flapped) - await outbox.cancel_delayed_closes(conn, route.name, flapped)
+        if missed:
+            records = {a: replace(r, close_due_at=None) if a in missed else r for a, r in records.items()}
+            result = plan(events, records, route.spec, now)
     ids = await outbox.insert(
         conn,
         integration=route.name,
@@ -131,6 +139,8 @@ async def _apply(
                 reason=e.decision.reason,
                 reason_code=e.decision.code.value,
                 status=OutboxStatus.PENDING if e.send else OutboxStatus.SKIPPED,
+                not_before=e.due_at,
+                priority=e.priority,
             )
             for e in result.events
         ],
@@ -144,15 +154,17 @@ async def _apply(
             history.Entry(
                 alias=e.alias,
                 generation=e.generation,
-                origin=HistoryOrigin.WEBHOOK,
+                origin=HistoryOrigin.POLICY if e.by_policy else HistoryOrigin.WEBHOOK,
                 action=e.action,
                 from_state=e.before.state if e.before else None,
                 to_state=e.after.state if e.after else None,
                 decision=e.decision.decision,
                 reason_code=e.decision.code.value,
                 reason=e.decision.reason,
+                actor="policy" if e.by_policy else None,
                 inbound_id=inbound_id,
                 outbox_id=ids.get(e.seq),
+                details=e.details,
             )
             for e in result.events
             if e.touches_alias
@@ -161,6 +173,7 @@ async def _apply(
     )
     if result.sends:
         await outbox.notify(conn)
+    metrics.policies_planned(route.name, result)
     return result, ids
 
 

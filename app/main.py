@@ -30,11 +30,13 @@ from alertbridge.delivery import Target, Worker, WorkerOptions
 from alertbridge.ingest import Route
 from alertbridge.opsgenie import Client
 from alertbridge.refused import RefusedCounter
-from alertbridge.registry import LiveEndpoints, Registry, Snapshot, auth_mode, from_config
+from alertbridge.registry import LiveEndpoints, Registry, Snapshot, auth_mode, from_config, policy_settings
 from alertbridge.rendering import CompiledTemplate
 from alertbridge.retention import run_sweeper
 from alertbridge.secretbox import SecretBox
 from alertbridge.store import integrations as integrations_store
+from alertbridge.store import silences as silences_store
+from alertbridge.sweeper import Sweeper
 from alertbridge.web.routes import routes, worker_routes
 from alertbridge.web.webhooks import Endpoint
 
@@ -138,9 +140,29 @@ def file_integrations(bridge: Bridge) -> list[integrations_store.FileIntegration
                 forward_unknown=integ.forward_unknown,
                 priorities=dict(integ.priorities),
                 locked=integ.locked,
+                policies=policy_settings(integ).to_dict(),
             )
         )
     return rows
+
+
+def file_silences(config: Config) -> list[silences_store.NewSilence]:
+    return [
+        silences_store.NewSilence(
+            created_by=s.created_by,
+            integration=s.integration,
+            alias=s.alias,
+            tags=s.tags,
+            priorities=s.priorities,
+            details=dict(s.details),
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            every=s.every,
+            timezone=s.timezone,
+            comment=s.comment,
+        )
+        for s in config.silences
+    ]
 
 
 async def sync_integrations(db: Database, bridge: Bridge) -> bool:
@@ -148,7 +170,8 @@ async def sync_integrations(db: Database, bridge: Bridge) -> bool:
     "config file"); ones no longer in it are disabled. No secret is written (tokens and API keys stay in the
     file / environment). Announces the change to every process. True when something changed."""
     async with db.transaction() as conn:
-        return await integrations_store.sync_from_file(conn, file_integrations(bridge), origin=bridge.config.source)
+        changed = await integrations_store.sync_from_file(conn, file_integrations(bridge), origin=bridge.config.source)
+        return await silences_store.sync_from_file(conn, file_silences(bridge.config)) or changed
 
 
 async def apply_config(db: Database, registry: Registry, load: Callable[[], Config]) -> bool:
@@ -302,6 +325,17 @@ def build_app(
                     metrics.forget_worker(worker.name)
 
                 stack.push_async_callback(stop_worker)
+            # The lifecycle policies' background work (one process per job across replicas: app/sweeper.py).
+            sweeper = Sweeper(db, registry, bridge.config, worker=app.state.worker, stuck_after=app.state.stuck_after)
+            sweeping = asyncio.create_task(sweeper.run_forever())
+
+            async def stop_sweeper() -> None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
+                await sweeper.aclose()
+
+            stack.push_async_callback(stop_sweeper)
+            app.state.sweeper = sweeper
             app.state.exporter = metrics.Exporter(
                 db, pools=pools, worker=app.state.worker.name if app.state.worker else None
             )

@@ -101,6 +101,43 @@ ACCEPT_TO_DELIVERED = Histogram(
     ["integration"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0),
 )
+#: alertbridge_policy_decisions_total{reason}: what a lifecycle policy did (core/policies.py; docs/policies.md).
+POLICY_REASONS = (
+    "silenced",
+    "withheld_alert",
+    "silence_over",
+    "close_delayed",
+    "flap",
+    "flapping",
+    "expired_close",
+    "expired_note",
+    "expired_resend",
+    "expired_locally",
+    "source_silent",
+    "source_back",
+    "paced",
+)
+POLICY = Counter(
+    "alertbridge_policy_decisions",
+    "Events a lifecycle policy decided (silenced, delayed, flaps, expiry, source heartbeats, paced rows)",
+    ["integration", "reason"],
+)
+SWEEPS = Counter(
+    "alertbridge_sweeper_runs",
+    "Sweeper jobs this process ran (it held the job's lock), by job and outcome (ok, error)",
+    ["job", "outcome"],
+)
+SWEEP_LAST = Gauge(
+    "alertbridge_sweeper_last_run_timestamp_seconds",
+    "When this process last ran a sweeper job (Unix time)",
+    ["job"],
+    multiprocess_mode="max",
+)
+HEARTBEAT_PINGS = Counter(
+    "alertbridge_heartbeat_pings",
+    "Pings of the bridge's own OpsGenie heartbeat, by outcome (ok, failed, unhealthy: not sent)",
+    ["outcome"],
+)
 POOL_IN_USE = Gauge(
     "alertbridge_db_pool_in_use",
     "Database connections checked out of this process's pools (web: webhooks, worker: delivery)",
@@ -168,6 +205,32 @@ def delivered(row: _Row, now: datetime | None = None) -> None:
     ACCEPT_TO_DELIVERED.labels(row.integration).observe(max(seconds, 0.0))
 
 
+def policy(integration: str, reason: str, n: int = 1) -> None:
+    """A lifecycle policy decided ``n`` events (``reason``: a core.lifecycle.Reason value)."""
+    if n:
+        POLICY.labels(integration, _bounded(reason, POLICY_REASONS)).inc(n)
+
+
+def policies_planned(integration: str, plan: Any) -> None:
+    """The policy decisions of one webhook's plan (core.plan.Plan)."""
+    for e in plan.events:
+        if e.by_policy:
+            policy(integration, e.decision.code.value)
+
+
+def paced(integration: str, n: int) -> None:
+    policy(integration, "paced", n)
+
+
+def sweep(job: str, outcome: str) -> None:
+    SWEEPS.labels(job, outcome).inc()
+    SWEEP_LAST.labels(job).set(time.time())
+
+
+def heartbeat_ping(outcome: str) -> None:
+    HEARTBEAT_PINGS.labels(outcome).inc()
+
+
 def declare(integrations: Iterable[str], *, webhooks: bool = True) -> None:
     """Create the series every integration has, at zero, so rates and alerts see them before the first event
     (``webhooks=False``: a worker only delivers)."""
@@ -208,6 +271,8 @@ class DbSnapshot:
     outbox: Mapping[str, int] = field(default_factory=dict)
     oldest_pending_seconds: float = 0.0
     aliases: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    withheld: int = 0  # live aliases whose create a silence withheld
+    held_closes: int = 0  # closes waiting for close_delay
 
 
 async def read_database(db: Database, timeout: float = 2.0) -> DbSnapshot:
@@ -219,7 +284,8 @@ async def read_database(db: Database, timeout: float = 2.0) -> DbSnapshot:
             counts = await outbox_store.count_by_status(conn)
             oldest = await outbox_store.oldest_pending_seconds(conn)
             aliases = await aliases_store.count_by_state(conn)
-        return DbSnapshot(True, counts, oldest, aliases)
+            withheld, held = await aliases_store.policy_counts(conn)
+        return DbSnapshot(True, counts, oldest, aliases, withheld, held)
 
     try:
         return await asyncio.wait_for(query(), timeout + 0.5)
@@ -256,6 +322,17 @@ class _Snapshot(Collector):
         yield rows
         yield oldest
         yield aliases
+        if snap.up:
+            yield GaugeMetricFamily(
+                "alertbridge_aliases_withheld",
+                "Live aliases whose create a silence withheld (sent when the silence ends, if they still fire)",
+                value=snap.withheld,
+            )
+            yield GaugeMetricFamily(
+                "alertbridge_closes_held",
+                "Closes waiting for close_delay (flap damping): delivered when the delay ends unless they flap",
+                value=snap.held_closes,
+            )
         if self.has_worker:
             yield GaugeMetricFamily(
                 "alertbridge_worker_loop_age_seconds",

@@ -33,7 +33,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -134,6 +134,8 @@ class Integration(Base):
     # since the file was applied" while the active version differs; when the file's template changes, it wins.
     file_template_sha256: Mapped[str | None] = mapped_column(Text)
     file_applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # [integrations.policies] and the target's pacing (core.policies.PolicySettings.to_dict: only what is set)
+    policies: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class TemplateVersion(Base):
@@ -303,6 +305,9 @@ class Alias(Base):
         CheckConstraint(f"state IN ({_values(AliasState)})", name="state"),
         Index("ix_aliases_opsgenie_alias", "opsgenie_alias"),  # callbacks name the alias we sent
         Index("ix_aliases_last_outbox", "last_outbox_id"),  # keeps the foreign key cheap when outbox rows go
+        # The sweeper's scans: live aliases by last webhook (expiry), withheld alerts (the end of a silence).
+        Index("ix_aliases_live_seen", "integration", "last_seen_at", postgresql_where=text("state <> 'closed'")),
+        Index("ix_aliases_suppressed", "integration", postgresql_where=text("suppressed")),
     )
 
     integration: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -330,6 +335,13 @@ class Alias(Base):
     closed_by: Mapped[str | None] = mapped_column(Text)
     closed_in_opsgenie: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     tiny_id: Mapped[str | None] = mapped_column(Text)
+    # Lifecycle policies (core/policies.py): this generation's create was withheld by a silence (OpsGenie does not
+    # have it); a close held by close_delay goes out at close_due_at (a firing before it is a flap); recent flaps;
+    # when expiry last noted or re-sent the alert.
+    suppressed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    close_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    flaps: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)), server_default=text("'{}'"))
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Generation(Base):
@@ -455,10 +467,20 @@ class Outbox(Base):
             postgresql_where=text("status = 'delivered' AND opsgenie_success IS NULL AND request_id IS NOT NULL"),
         ),
         Index("ix_outbox_integration_alias", "integration", "alias"),
+        # The paced claim: due rows by priority (P1 first), then in order.
+        Index(
+            "ix_outbox_paced",
+            "priority",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_events.id", ondelete="CASCADE"))
+    # The webhook the row comes from; NULL for a row a policy made on its own (expiry, end of a silence, source
+    # heartbeat: see reason_code and alias_history).
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(SmallInteger)  # position of the event in the webhook
     integration: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
@@ -492,6 +514,7 @@ class Outbox(Base):
     opsgenie_status: Mapped[str | None] = mapped_column(Text)  # e.g. "Closed alert", "Alert does not exist"
     opsgenie_processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     discard_reason: Mapped[str | None] = mapped_column(Text)  # status discarded: why (who and when: admin_audit)
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("3"))  # 1..5: the order under pacing
 
 
 class HistoryOrigin(enum.StrEnum):
@@ -583,3 +606,55 @@ class DeliveryTarget(Base):
     probe_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the probe's lease
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Pacing (core/policies.py): the token bucket every worker takes from (rate and size come from the config),
+    # and the share of the rate in use after a 429 that still came (growing back from throttled_at).
+    tokens: Mapped[float | None] = mapped_column(Float)
+    tokens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rate_scale: Mapped[float] = mapped_column(Float, server_default=text("1"))
+    throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    throttle_period: Mapped[float] = mapped_column(Float, server_default=text("60"))
+
+
+class Silence(Base):
+    """A silence or maintenance window: creates it matches are recorded and not sent while it is active
+    (core/policies.py). One-off (starts_at .. ends_at) or recurring (``every`` in ``timezone``, optionally only
+    between starts_at and ends_at). From the config file (``managed_by = 'file'``) or the console / admin API."""
+
+    __tablename__ = "silences"
+    __table_args__ = (
+        CheckConstraint(f"managed_by IN ({_values(ManagedBy)})", name="managed_by"),
+        CheckConstraint("every IS NOT NULL OR (starts_at IS NOT NULL AND ends_at IS NOT NULL)", name="when"),
+        CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at > starts_at", name="order"),
+        Index("ix_silences_file_key", "file_key", unique=True, postgresql_where=text("file_key IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    integration: Mapped[str | None] = mapped_column(Text)  # NULL: every integration
+    alias: Mapped[str | None] = mapped_column(Text)  # a glob on the alias as the template rendered it
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))  # each must be on the event
+    priorities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))  # one of them
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # key -> glob
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    every: Mapped[str | None] = mapped_column(Text)  # a recurring window, e.g. "sun 02:00-04:00"
+    timezone: Mapped[str] = mapped_column(Text, server_default="UTC")
+    comment: Mapped[str] = mapped_column(Text, server_default="")
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # expired early
+    expired_by: Mapped[str | None] = mapped_column(Text)
+    managed_by: Mapped[str] = mapped_column(Text, server_default="console")
+    file_key: Mapped[str | None] = mapped_column(Text)  # file-managed: a digest of its definition
+
+
+class SweeperJob(Base):
+    """One row per background job of the sweeper (app/sweeper.py): when it last ran (in any replica), what it did,
+    and what it keeps between runs."""
+
+    __tablename__ = "sweeper_jobs"
+
+    job: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    runs: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

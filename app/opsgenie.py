@@ -111,6 +111,13 @@ def build_request(
     return Request("POST", path, body, _headers(traceparent))
 
 
+def build_heartbeat_ping(base_url: str, name: str) -> Request:
+    """Ping a heartbeat (CONTRACT §6; its own rate-limit domain): ``GET /v2/heartbeats/{name}/ping``."""
+    if not name:
+        raise ValueError("the heartbeat needs a name")
+    return Request("GET", f"{base_url.rstrip('/')}/v2/heartbeats/{quote(name, safe='')}/ping", None, {})
+
+
 def build_status_request(base_url: str, request_id: str) -> Request:
     """GET the processing status of an accepted (202) request."""
     if not request_id:

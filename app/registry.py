@@ -24,6 +24,7 @@ import psycopg
 
 from alertbridge import redact
 from alertbridge.config import SENTRY_SIGNATURE_HEADER, Config, ConfigError, IntegrationConfig
+from alertbridge.core.policies import Bucket, Policies, PolicySettings, Silence, Window
 from alertbridge.db import Database, is_unavailable
 from alertbridge.delivery import Target
 from alertbridge.ingest import Route
@@ -33,6 +34,7 @@ from alertbridge.secretbox import SecretBox
 from alertbridge.sns import CertStore, SnsVerifier
 from alertbridge.store import config_state
 from alertbridge.store import integrations as integrations_store
+from alertbridge.store import silences as silences_store
 from alertbridge.web.auth import BodyCheck, HmacCheck
 from alertbridge.web.webhooks import Endpoint
 
@@ -117,6 +119,49 @@ def secret_headers(integ: IntegrationConfig) -> frozenset[str]:
     return frozenset(names)
 
 
+def policy_settings(integ: IntegrationConfig) -> PolicySettings:
+    """``[integrations.policies]`` and the target's pacing keys, as ``core.policies`` reads them."""
+    p, t = integ.policies, integ.target
+    return PolicySettings(
+        close_delay=p.close_delay,
+        flap_threshold=p.flap_threshold,
+        flap_window=p.flap_window,
+        expire_after=p.expire_after,
+        expire_action=p.expire_action,
+        expect_every=p.expect_every,
+        expect_priority=p.expect_priority,
+        rate_per_minute=t.rate_per_minute,
+        burst=t.burst,
+    )
+
+
+def bucket_of(settings: PolicySettings) -> Bucket | None:
+    return Bucket(settings.rate_per_minute, settings.burst) if settings.rate_per_minute > 0 else None
+
+
+def file_silences(config: Config) -> tuple[Silence, ...]:
+    """The config file's silences (before they are in Postgres: ``render`` and the first snapshot)."""
+    return tuple(
+        Silence(
+            integration=s.integration,
+            alias=s.alias,
+            tags=s.tags,
+            priorities=s.priorities,
+            details=tuple(sorted(s.details.items())),
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            window=Window.parse(s.every, s.timezone) if s.every else None,
+            comment=s.comment,
+            created_by=s.created_by,
+        )
+        for s in config.silences
+    )
+
+
+def policies_for(name: str, settings: PolicySettings, silences: tuple[Silence, ...]) -> Policies:
+    return Policies(settings, tuple(s for s in silences if s.integration in (None, name)))
+
+
 def _file_endpoint(
     integ: IntegrationConfig,
     route: Route,
@@ -143,9 +188,11 @@ def from_config(config: Config, http: httpx.AsyncClient | None = None) -> tuple[
     endpoints: dict[str, Endpoint] = {}
     targets: dict[str, Target] = {}
     templates: dict[str, CompiledTemplate] = {}
+    silences = file_silences(config)
     for i, integ in enumerate(config.integrations):
         template = file_template(integ, i, config)
         t = integ.target
+        settings = policy_settings(integ)
         route = Route(
             name=integ.name,
             template=template,
@@ -158,10 +205,11 @@ def from_config(config: Config, http: httpx.AsyncClient | None = None) -> tuple[
             max_json_depth=config.server.max_json_depth,
             priorities=integ.priorities,
             base_url=t.base_url,
+            policies=policies_for(integ.name, settings, silences),
         )
         templates[integ.name] = template
         endpoints[integ.name] = _file_endpoint(integ, route, http, integ.enabled, secrets)
-        targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key))
+        targets[integ.name] = Target(base_url=t.base_url, api_key=str(t.api_key), bucket=bucket_of(settings))
     return Snapshot(MappingProxyType(endpoints), MappingProxyType(targets)), templates
 
 
@@ -212,7 +260,7 @@ class Registry:
             self._warned.add(key)
             log.warning(message, *args)
 
-    def build(self, counter: int, rows: list[dict[str, Any]]) -> Snapshot:
+    def build(self, counter: int, rows: list[dict[str, Any]], silences: tuple[Silence, ...] = ()) -> Snapshot:
         built = _Built()
         limits = render_limits(self.config)
         secrets = config_secrets(self.config)
@@ -230,6 +278,7 @@ class Registry:
                     if name in self.current.targets:
                         built.targets[name] = self.current.targets[name]
                 continue
+            settings = PolicySettings.from_dict(row.get("policies"))
             route = Route(
                 name=name,
                 template=template,
@@ -246,6 +295,7 @@ class Registry:
                 priorities=MappingProxyType(dict(row["priorities"] or {})),
                 base_url=row["target_base_url"],
                 version_id=int(row["version_id"]),
+                policies=policies_for(name, settings, silences),
             )
             if row["managed_by"] == "file":
                 integ = files.get(name)
@@ -258,7 +308,9 @@ class Registry:
                         )
                     continue
                 built.endpoints[name] = _file_endpoint(integ, route, self.http, bool(row["enabled"]), secrets)
-                built.targets[name] = Target(base_url=row["target_base_url"], api_key=str(integ.target.api_key))
+                built.targets[name] = Target(
+                    base_url=row["target_base_url"], api_key=str(integ.target.api_key), bucket=bucket_of(settings)
+                )
                 continue
             hashes = tuple(bytes.fromhex(h) for h in row["token_hashes"] or ())
             built.endpoints[name] = Endpoint(
@@ -274,7 +326,9 @@ class Registry:
             )
             api_key = self._api_key(name, row["api_key_encrypted"])
             if api_key is not None:
-                built.targets[name] = Target(base_url=row["target_base_url"], api_key=api_key)
+                built.targets[name] = Target(
+                    base_url=row["target_base_url"], api_key=api_key, bucket=bucket_of(settings)
+                )
         return Snapshot(MappingProxyType(built.endpoints), MappingProxyType(built.targets), counter)
 
     def _api_key(self, name: str, encrypted: str | None) -> str | None:
@@ -310,7 +364,8 @@ class Registry:
             async with db.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 counter, rows = await integrations_store.runtime(conn)
-            self.swap(self.build(counter, rows))
+                silences = tuple(await silences_store.current(conn))
+            self.swap(self.build(counter, rows, silences))
             log.info("registry at change %s: %d integrations", counter, len(self.current.endpoints))
             return True
 

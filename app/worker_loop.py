@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from alertbridge import metrics
+from alertbridge import metrics, pacing
 from alertbridge.db import Database, is_busy, is_unavailable
 from alertbridge.store import attempts, outbox, targets
 
@@ -38,6 +38,7 @@ class WorkerLoop:
     _in_flight: dict[int, asyncio.Task[None]]
     _recording: dict[int, asyncio.Task[object]]
     _next_probe_check: float
+    _pace_wait: float | None = None  # a paced target has its next token in this many seconds
 
     async def _guarded(self, row: outbox.Claimed) -> None:
         raise NotImplementedError
@@ -85,9 +86,15 @@ class WorkerLoop:
                 if probe is not None:
                     await targets.take_probe(conn, key, probe.id, self.name, lease)
                     rows.append(probe)
+            paced = [n for n, t in self.targets.items() if t.bucket is not None]
             if free - len(rows) > 0:
                 rows += await outbox.claim(
-                    conn, worker=self.name, limit=free - len(rows), lease_seconds=lease, target_of=target_of
+                    conn,
+                    worker=self.name,
+                    limit=free - len(rows),
+                    lease_seconds=lease,
+                    target_of=target_of,
+                    paced=paced,
                 )
             reclaimed = [r.id for r in rows if r.reclaimed]
             if reclaimed:
@@ -95,6 +102,13 @@ class WorkerLoop:
                     conn, reclaimed, "abandoned: the worker stopped before recording OpsGenie's answer (lease expired)"
                 )
                 log.warning("took back %d rows whose lease expired (%d unfinished calls marked)", len(reclaimed), n)
+        self._pace_wait = None
+        if paced and free - len(rows) > 0:  # paced targets: as many rows as their token buckets allow
+            got = await pacing.claim(
+                self.db, worker=self.name, targets_of=self.targets, free=free - len(rows), lease_seconds=lease
+            )
+            rows += got.rows
+            self._pace_wait = got.wait
         return rows
 
     async def run_forever(self) -> None:
@@ -133,7 +147,8 @@ class WorkerLoop:
                     continue
                 if claimed:
                     continue  # rows finishing may unblock the next row of their alias; check again
-                await self._wait(self.options.poll_interval)
+                # A paced target's next token may come before the next poll.
+                await self._wait(min(self.options.poll_interval, max(self._pace_wait or 1e9, 0.005)))
         finally:
             for task in (listener, follower):
                 if task is not None:

@@ -44,7 +44,7 @@ def log(msg: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def config_text(emulator: str, delivery: str = "", server: str = "") -> str:
+def config_text(emulator: str, delivery: str = "", server: str = "", target: str = "") -> str:
     return f"""
 [server]
 {server}
@@ -57,6 +57,7 @@ tokens = ["{TOKEN}"]
 [integrations.target]
 base_url = "{emulator}"
 api_key = "{API_KEY}"
+{target}
 """
 
 
@@ -113,6 +114,7 @@ def machine() -> dict[str, Any]:
 class Stack:
     delivery: str = ""
     server: str = ""
+    target: str = ""  # more [integrations.target] keys (pacing)
     worker_in_serve: bool = True
     keep: bool = False
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="alertbridge-fault-")))
@@ -148,7 +150,7 @@ class Stack:
         self.emulator = f"http://127.0.0.1:{eport}"
         self.base = f"http://127.0.0.1:{sport}"
         self._spawn("emulator", [str(BENCH / "fast_emulator.py"), "--port", str(eport), "--api-key", API_KEY])
-        (self.tmp / "bench.toml").write_text(config_text(self.emulator, self.delivery, self.server))
+        (self.tmp / "bench.toml").write_text(config_text(self.emulator, self.delivery, self.server, self.target))
         args = ["-m", "alertbridge.cli", "serve", "--no-migrate", "--config", str(self.tmp / "bench.toml")]
         args += ["--port", str(sport)] + ([] if self.worker_in_serve else ["--no-worker"])
         self._spawn("serve", args)

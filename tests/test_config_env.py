@@ -33,7 +33,15 @@ def other_value(section: str, field: dataclasses.Field[Any]) -> tuple[str, Any]:
         return "postgresql://u:p@db.internal/ab", Secret("postgresql://u:p@db.internal/ab")
     if field.name == "data_dir":
         return "/srv/alertbridge", Path("/srv/alertbridge")
+    if (section, field.name) == ("heartbeat", "region"):
+        return "eu", "eu"
+    if (section, field.name) == ("heartbeat", "base_url"):
+        return "https://hb.example", "https://hb.example"
     return "0.0.0.0", "0.0.0.0"
+
+
+#: What a key needs besides itself to be valid (a heartbeat name needs its API key).
+NEEDS = {("heartbeat", "name"): {"ALERTBRIDGE_HEARTBEAT_API_KEY": "hb-key"}}
 
 
 def plain(value: Any) -> Any:
@@ -45,11 +53,12 @@ def test_every_scalar_key_comes_from_the_environment_and_wins(section: str, fiel
     text, expected = other_value(section, field)
     name = variable(section, field.name)
     assert name == f"ALERTBRIDGE_{section.upper()}_{field.name.upper()}"
-    config = parse_config("", {name: text})
+    needs = NEEDS.get((section, field.name), {})
+    config = parse_config("", {name: text, **needs})
     assert plain(getattr(getattr(config, section), field.name)) == plain(expected)
     # ...over the file, whose value for that key is then not read at all (not even its ${VAR})
     file_text = f'[{section}]\n{field.name} = "${{UNSET_VARIABLE}}"\n'
-    config = parse_config(file_text, {name: text})
+    config = parse_config(file_text, {name: text, **needs})
     assert plain(getattr(getattr(config, section), field.name)) == plain(expected)
     # ...and is checked like the file's value (any text is a valid host, URL or folder)
     bad = {"int": "x1", "float": "fast", "bool": "maybe"}.get(str(field.type))

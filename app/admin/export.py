@@ -65,6 +65,13 @@ def toml(rows: list[dict[str, Any]]) -> str:
             if row[key]:
                 lines.append(f"{key} = {_s(row[key])}")
         lines.append(f"scope_aliases = {'true' if row['scope_aliases'] else 'false'}")
+        policies = dict(row.get("policies") or {})
+        for key in ("rate_per_minute", "burst"):  # pacing lives in the target table
+            if key in policies:
+                lines.append(f"{key} = {json.dumps(policies.pop(key))}")
+        if policies:
+            lines += ["", "[integrations.policies]"]
+            lines += [f"{key} = {json.dumps(value)}" for key, value in sorted(policies.items())]
         if row["priorities"]:
             lines += ["", "[integrations.priorities]"]
             lines += [f"{_key(k)} = {_s(v)}" for k, v in sorted(row["priorities"].items())]

@@ -58,6 +58,7 @@ def public(row: dict[str, Any], stats: dict[str, Any] | None = None) -> dict[str
         "scope_aliases": row["scope_aliases"],
         "forward_unknown": row["forward_unknown"],
         "priorities": row["priorities"],
+        "policies": row.get("policies") or {},
         "template": {
             "configured": row["template"],
             "active_version": row["active_version"],

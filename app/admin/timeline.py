@@ -26,7 +26,9 @@ async def timeline(db: Database, integration: str, alias: str) -> dict[str, Any]
         decisions = await history.for_alias(conn, integration, alias)
         rows = await outbox.for_alias(conn, integration, alias)
         calls = await attempts.for_outbox(conn, [r["id"] for r in rows])
-        inbound_ids = sorted({r["inbound_id"] for r in rows} | {d["inbound_id"] for d in decisions if d["inbound_id"]})
+        inbound_ids = sorted(
+            {r["inbound_id"] for r in rows if r["inbound_id"]} | {d["inbound_id"] for d in decisions if d["inbound_id"]}
+        )
         webhooks = await inbound.by_ids(conn, inbound_ids) if inbound_ids else []
         replays = await inbound.replays_of(conn, inbound_ids) if inbound_ids else []
     # Newest first. What one webhook caused (its decisions and outbox rows) sorts with the webhook, in the order it

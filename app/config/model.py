@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -119,6 +120,8 @@ class TargetConfig:
     default_source: str | None = None
     default_user: str = "alertbridge"  # the `user` of every request when the template names none
     scope_aliases: bool = True
+    rate_per_minute: float = 0.0  # pacing: the account's rate limit (0: not paced)
+    burst: int = 0  # pacing: the token bucket's size (0: rate_per_minute / 6)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,59 @@ class SignatureConfig:
 
 
 @dataclass(frozen=True)
+class PoliciesConfig:
+    """`[integrations.policies]`: lifecycle policies of one integration (durations in seconds; 0 turns one off)."""
+
+    close_delay: float = 0.0
+    flap_threshold: int = 0
+    flap_window: float = 3600.0
+    expire_after: float = 0.0
+    expire_action: str = "close"  # close | note | resend
+    expect_every: float = 0.0
+    expect_priority: str = "P3"
+
+
+@dataclass(frozen=True)
+class SilenceConfig:
+    """`[[silences]]`: a silence or maintenance window kept in the config file (core/policies.py)."""
+
+    integration: str | None = None  # None: every integration
+    alias: str | None = None  # a glob
+    tags: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    details: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    every: str | None = None  # a recurring window, e.g. "sun 02:00-04:00"
+    timezone: str = "UTC"
+    comment: str = ""
+    created_by: str = "config file"
+
+
+@dataclass(frozen=True)
+class HeartbeatConfig:
+    """`[heartbeat]`: the bridge pings this OpsGenie heartbeat while it is healthy."""
+
+    name: str = ""  # empty: no heartbeat
+    interval_seconds: float = 60.0
+    region: str = "us"
+    base_url: str = ""  # empty: the region's
+    api_key: Secret | None = None
+
+    @property
+    def url(self) -> str:
+        """Where pings go: ``base_url``, else the region's API."""
+        return self.base_url or REGION_BASE_URLS[self.region]
+
+
+@dataclass(frozen=True)
+class SweeperConfig:
+    """`[sweeper]`: the background loop of the lifecycle policies (expiry, silences ending, heartbeats)."""
+
+    interval_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class IntegrationConfig:
     name: str
     template: str
@@ -149,6 +205,7 @@ class IntegrationConfig:
     priorities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     signature: SignatureConfig | None = None
     locked: bool = False  # refuse template edits from the console and the admin API (409)
+    policies: PoliciesConfig = PoliciesConfig()
 
 
 @dataclass(frozen=True)
@@ -163,6 +220,9 @@ class Config:
     worker: WorkerConfig = WorkerConfig()
     callbacks: CallbacksConfig = CallbacksConfig()
     retention: RetentionConfig = RetentionConfig()
+    silences: tuple[SilenceConfig, ...] = ()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    sweeper: SweeperConfig = SweeperConfig()
 
 
 #: The tables of scalar settings (outside [[integrations]]), each of which may also come from the environment.
@@ -173,4 +233,6 @@ SCALAR_SECTIONS: dict[str, type] = {
     "rendering": RenderingConfig,
     "worker": WorkerConfig,
     "retention": RetentionConfig,
+    "heartbeat": HeartbeatConfig,
+    "sweeper": SweeperConfig,
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alertbridge.config import env as env_vars
+from alertbridge.config import policies as policy_config
 from alertbridge.config import schema as s
 from alertbridge.config.model import (
     REGION_BASE_URLS,
@@ -30,6 +31,7 @@ from alertbridge.config.model import (
     RetentionConfig,
     ServerConfig,
     SignatureConfig,
+    SweeperConfig,
     TargetConfig,
     WorkerConfig,
 )
@@ -159,6 +161,10 @@ def _integration(raw: Any, path: str, ctx: Ctx, templates: list[TemplateRef]) ->
         target = _target(raw["target"], f"{path}.target", ctx)
     signed = "signature" in raw
     signature = _signature(raw["signature"], f"{path}.signature", ctx) if signed else None
+    if "policies" in raw:
+        found = s.table(raw["policies"], f"{path}.policies", ctx, s.POLICIES, "integrations.policies")
+        if found is not None:
+            values["policies"] = policy_config.policies(found)
     open_door = values.get("allow_unauthenticated", False)
     tokens = values.get("tokens")
     # Tokens are required unless requests are let in without them or are authenticated by a signature.
@@ -236,6 +242,9 @@ def inspect_config(
             **(s.table(document.get("callbacks", {}), "callbacks", ctx, s.CALLBACKS, "callbacks") or {})
         ),
         retention=RetentionConfig(**_scalars(document, "retention", ctx)),
+        silences=policy_config.silences_of(document.get("silences", []), ctx, s.SILENCE, s.table),
+        heartbeat=policy_config.heartbeat(_scalars(document, "heartbeat", ctx), document.get("heartbeat", {}), ctx),
+        sweeper=SweeperConfig(**_scalars(document, "sweeper", ctx)),
     )
     tables = document.get("integrations")
     return Report(config, ctx.errors, templates, len(tables) if isinstance(tables, list) else 0)

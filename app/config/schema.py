@@ -9,6 +9,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from alertbridge.config.model import PRIORITIES, REGION_BASE_URLS, SIGNATURE_KINDS
+from alertbridge.config.policies import (
+    HEARTBEAT_REGIONS,
+    duration,
+    every,
+    globs,
+    priority_list,
+    string_list,
+    timestamp,
+    timezone_name,
+)
 from alertbridge.config.values import (
     MAX_SOURCE_LENGTH,
     MIN_TOKEN_LENGTH,
@@ -100,6 +110,40 @@ TARGET: dict[str, Check] = {
     "default_source": string(max_length=MAX_SOURCE_LENGTH),
     "default_user": string(max_length=MAX_SOURCE_LENGTH),
     "scope_aliases": boolean,
+    "rate_per_minute": number(allow_zero=True),
+    "burst": integer(minimum=0),
+}
+POLICIES: dict[str, Check] = {
+    "close_delay": duration,
+    "flap_threshold": integer(minimum=0),
+    "flap_window": duration,
+    "expire_after": duration,
+    "expire_action": choice(("close", "note", "resend")),
+    "expect_every": duration,
+    "expect_priority": choice(PRIORITIES),
+}
+SILENCE: dict[str, Check] = {
+    "integration": name,
+    "alias": string(),
+    "tags": string_list,
+    "priorities": priority_list,
+    "details": globs,  # a free-form table, checked as one value
+    "starts_at": timestamp,
+    "ends_at": timestamp,
+    "every": every,
+    "timezone": timezone_name,
+    "comment": string(),
+    "created_by": string(),
+}
+HEARTBEAT: dict[str, Check] = {
+    "name": string(max_length=200),
+    "interval_seconds": number(),
+    "region": choice(HEARTBEAT_REGIONS),
+    "base_url": base_url,
+    "api_key": secret(),
+}
+SWEEPER: dict[str, Check] = {
+    "interval_seconds": number(),
 }
 SIGNATURE: dict[str, Check] = {
     "kind": choice(SIGNATURE_KINDS),
@@ -130,6 +174,7 @@ INTEGRATION: dict[str, Any] = {
     "priorities": priorities,  # a free-form table, checked as one value
     "target": TARGET,
     "signature": SIGNATURE,
+    "policies": POLICIES,
 }
 SCHEMA: dict[str, dict[str, Any]] = {
     "server": SERVER,
@@ -140,6 +185,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "callbacks": CALLBACKS,
     "retention": RETENTION,
     "integrations": INTEGRATION,  # an array of tables: [[integrations]]
+    "silences": SILENCE,  # an array of tables: [[silences]]
+    "heartbeat": HEARTBEAT,
+    "sweeper": SWEEPER,
 }
 
 

@@ -25,6 +25,8 @@ class Verdict(enum.StrEnum):
     SEND = "send"  # an outbox row to deliver
     COALESCE = "coalesce"  # folded into a create that is queued and not sent yet
     IGNORE = "ignore"  # recorded, never sent
+    SUPPRESS = "suppress"  # recorded, not sent because of a policy (a silence, a flap)
+    DELAY = "delay"  # an outbox row to deliver later (a close held by close_delay)
 
 
 class Reason(enum.StrEnum):
@@ -45,6 +47,20 @@ class Reason(enum.StrEnum):
     CLOSED_IN_OPSGENIE = "closed_in_opsgenie"
     FORWARDED_UNKNOWN = "forwarded_unknown"
     IGNORED_BY_TEMPLATE = "ignored_by_template"
+    # Policies (core/policies.py; docs/policies.md)
+    SILENCED = "silenced"
+    WITHHELD_ALERT = "withheld_alert"
+    SILENCE_OVER = "silence_over"
+    CLOSE_DELAYED = "close_delayed"
+    FLAP = "flap"
+    FLAPPING = "flapping"
+    EXPIRED_CLOSE = "expired_close"
+    EXPIRED_NOTE = "expired_note"
+    EXPIRED_RESEND = "expired_resend"
+    EXPIRED_LOCALLY = "expired_locally"
+    SOURCE_SILENT = "source_silent"
+    SOURCE_BACK = "source_back"
+    PACED = "paced"
 
     @property
     def text(self) -> str:
@@ -67,6 +83,19 @@ _TEXT = {
     Reason.CLOSED_IN_OPSGENIE: "already closed in OpsGenie",
     Reason.FORWARDED_UNKNOWN: "no open alert known; forwarded (forward_unknown)",
     Reason.IGNORED_BY_TEMPLATE: "ignored by template",
+    Reason.SILENCED: "silenced: recorded, not sent",
+    Reason.WITHHELD_ALERT: "OpsGenie does not have this alert (withheld by a silence): recorded, not sent",
+    Reason.SILENCE_OVER: "the silence is over and the alert still fires: sent now",
+    Reason.CLOSE_DELAYED: "close held for close_delay (flap damping): sent when the delay ends unless it fires again",
+    Reason.FLAP: "fired again within close_delay: the held close is cancelled (a flap; no new alert)",
+    Reason.FLAPPING: "flapping: noted on the alert",
+    Reason.EXPIRED_CLOSE: "expired (expire_after): closed with a note",
+    Reason.EXPIRED_NOTE: "expired (expire_after): a note asks whether it still fires",
+    Reason.EXPIRED_RESEND: "expired (expire_after): the create is sent again",
+    Reason.EXPIRED_LOCALLY: "expired (expire_after): closed here; OpsGenie never had it",
+    Reason.SOURCE_SILENT: "the source has been silent longer than expect_every",
+    Reason.SOURCE_BACK: "the source sends again",
+    Reason.PACED: "paced: waited for a token of its target's rate limit",
 }
 
 
@@ -134,7 +163,7 @@ def decide(
     return Decision(Verdict.SEND, None, Reason.NOTE_OPEN if state == OPEN else Reason.NOTE_ACKNOWLEDGED)
 
 
-_QUEUES_A_CREATE = frozenset({Reason.REPEAT_WHILE_OPEN, Reason.REPEAT_WHILE_ACKNOWLEDGED})
+_QUEUES_A_CREATE = frozenset({Reason.REPEAT_WHILE_OPEN, Reason.REPEAT_WHILE_ACKNOWLEDGED, Reason.SILENCE_OVER})
 
 
 @dataclass(frozen=True)
@@ -151,6 +180,11 @@ class AliasRecord:
     acknowledged_by: str | None = None  # SOURCE, or the OpsGenie user a callback named
     closed_by: str | None = None
     closed_in_opsgenie: bool = False  # closed by a human in OpsGenie, not by our request
+    # Policies (core/policies.py)
+    suppressed: bool = False  # this generation's create was withheld by a silence: OpsGenie does not have it
+    close_due_at: datetime | None = None  # a close held by close_delay goes out then (a firing before is a flap)
+    flaps: tuple[datetime, ...] = ()  # recent flaps (for flap_threshold)
+    priority: str | None = None  # the alert's priority (read from its generation; not written by plan)
 
 
 #: Who acted, when the source's webhook (sent on by the bridge) acknowledged or closed an alert.
@@ -162,13 +196,26 @@ def advance(record: AliasRecord | None, decision: Decision, now: datetime) -> Al
     for an alias we never saw creates no row."""
     if decision.verdict == Verdict.IGNORE:
         return record
+    if decision.verdict == Verdict.SUPPRESS and decision.code == Reason.FLAP and record is not None:
+        # The held close never went: the alert is live again, as it was before the close.
+        state = decision.next_state or record.state
+        return replace(
+            record,
+            state=state,
+            count=record.count + decision.count_delta,
+            closed_at=None,
+            closed_by=None,
+            close_due_at=None,
+        )
     if decision.new_generation:
+        suppressed = decision.verdict == Verdict.SUPPRESS
         return AliasRecord(
             state=OPEN,
             generation=(record.generation if record else 0) + 1,
             count=decision.count_delta,
             opened_at=now,
-            create_pending=True,
+            create_pending=not suppressed,
+            suppressed=suppressed,
         )
     if record is None:
         return None
@@ -179,6 +226,7 @@ def advance(record: AliasRecord | None, decision: Decision, now: datetime) -> Al
         state=state,
         count=record.count + decision.count_delta,
         create_pending=record.create_pending or decision.code in _QUEUES_A_CREATE,
+        suppressed=record.suppressed and decision.code != Reason.SILENCE_OVER and state != CLOSED,
         acknowledged_at=now if acked else record.acknowledged_at,
         acknowledged_by=SOURCE if acked else record.acknowledged_by,
         closed_at=now if closed else record.closed_at,

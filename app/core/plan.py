@@ -4,17 +4,20 @@ Ingest, replay, ``alertbridge render`` and the console preview all call ``plan``
 production would do. For each event it gives the decision against the alias state (threaded through the events
 of one webhook in order: a create then a close of the same alias in one webhook see each other), the alias sent
 to OpsGenie (scoped and fitted), every cut made to fit OpsGenie's limits, the exact HTTP request, and the alias
-records to write back.
+records to write back. The lifecycle policies of the integration (``spec.policies``: silences, the close delay,
+flap counting; ``core/policies.py``) are applied here too, so a preview shows a silenced or delayed event exactly
+as production would handle it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from alertbridge.core.lifecycle import AliasRecord, Decision, Verdict, advance, decide
+from alertbridge.core import policies as pol
+from alertbridge.core.lifecycle import AliasRecord, Decision, Reason, Verdict, advance, decide
 from alertbridge.limits import Event, fit_alias
 from alertbridge.opsgenie import Request, build_request
 
@@ -27,6 +30,8 @@ class PlanSpec:
     scope_aliases: bool = True
     forward_unknown: bool = False
     base_url: str = "https://api.opsgenie.com"  # for the exact request a preview shows
+    policies: pol.Policies = pol.NO_POLICIES  # silences and [integrations.policies]
+    delay_closes: bool = True  # False for the sweeper's own closes (expiry, source heartbeat)
 
     def opsgenie_alias(self, alias: str) -> tuple[str, dict[str, Any] | None]:
         scoped = f"{self.integration}:{alias}" if self.scope_aliases else alias
@@ -45,6 +50,10 @@ class PlannedEvent:
     request: Request | None  # the HTTP request this event maps to (sent only when the decision is "send")
     before: AliasRecord | None
     after: AliasRecord | None
+    due_at: datetime | None = None  # a delayed close: not sent before then
+    cancels_close: bool = False  # a flap: the alias's held close is cancelled
+    details: dict[str, Any] = field(default_factory=dict)  # what a policy adds to the alias history
+    priority: int = 3  # 1..5, the alert's priority (the order under pacing)
 
     @property
     def action(self) -> str:
@@ -56,7 +65,13 @@ class PlannedEvent:
 
     @property
     def send(self) -> bool:
-        return self.decision.verdict == Verdict.SEND
+        """An outbox row to deliver (now, or at ``due_at``)."""
+        return self.decision.verdict in (Verdict.SEND, Verdict.DELAY)
+
+    @property
+    def by_policy(self) -> bool:
+        """A policy decided this event (its history row has origin 'policy')."""
+        return self.decision.verdict in (Verdict.SUPPRESS, Verdict.DELAY) or self.decision.code in _POLICY_CODES
 
     @property
     def touches_alias(self) -> bool:
@@ -111,6 +126,10 @@ class Plan:
                 "reason": e.decision.reason,
                 "reason_code": e.decision.code.value,
             }
+            if e.due_at is not None:
+                item["due_at"] = e.due_at.isoformat()
+            if e.details:
+                item["policy"] = e.details
             if e.touches_alias:
                 item["generation"] = e.generation
                 item["state"] = {
@@ -141,25 +160,37 @@ def plan(
     planned: list[PlannedEvent] = []
     writes: dict[str, AliasWrite] = {}
     generations: dict[tuple[str, int], GenerationWrite] = {}
+    marks: list[tuple[Event, str, AliasRecord, PlannedEvent]] = []
     for seq, event in enumerate(events):
         if event.action == "ignore":
             decision = decide(None, "ignore", ignore_reason=event.reason)
             planned.append(PlannedEvent(seq, event, "", 0, decision, _cuts(event), None, None, None))
             continue
         before = current.get(event.alias)
-        decision = decide(
+        base = decide(
             before.state if before else None,
             event.action,
             create_pending=bool(before and before.create_pending),
             forward_unknown=spec.forward_unknown,
             closed_in_opsgenie=bool(before and before.closed_in_opsgenie),
         )
-        after = advance(before, decision, now)
-        generation = after.generation if after else (before.generation if before else 0)
+        outcome = pol.apply(
+            base,
+            event.action,
+            event.alias,
+            event.fields,
+            before,
+            integration=spec.integration,
+            now=now,
+            policies=spec.policies,
+            delay_closes=spec.delay_closes,
+        )
+        decision = outcome.decision
+        after = _policy_record(advance(before, decision, now), outcome, event)
         og_alias, alias_cut = spec.opsgenie_alias(event.alias)
         cuts = _cuts(event) + ([alias_cut] if alias_cut else [])
-        request = build_request(spec.base_url, event.action, og_alias, event.fields)
-        planned.append(PlannedEvent(seq, event, og_alias, generation, decision, cuts, request, before, after))
+        step = _step(seq, event, og_alias, decision, cuts, spec, before, after, outcome)
+        planned.append(step)
         current[event.alias] = after
         if after is not None and decision.verdict != Verdict.IGNORE:
             earlier = writes.get(event.alias)
@@ -176,7 +207,85 @@ def plan(
             generations[key] = GenerationWrite(
                 event.alias, after.generation, og_alias, after, event if decision.new_generation else opened
             )
+        if outcome.flaps is not None and outcome.flaps.marked and after is not None:
+            marks.append((event, og_alias, after, step))
+    # The flapping marks: a note on each alert that reached flap_threshold, after the webhook's own events.
+    for n, (event, og_alias, record, step) in enumerate(marks, start=len(events)):
+        s = spec.policies.settings
+        fields = {"note": pol.flapping_note(s.flap_threshold, s.flap_window)}
+        fields.update((k, event.fields[k]) for k in ("user", "source") if event.fields.get(k) is not None)
+        note = Event("note", event.alias, fields, ())
+        decision = Decision(Verdict.SEND, None, Reason.FLAPPING, f"{s.flap_threshold} flaps")
+        request = build_request(spec.base_url, "note", og_alias, fields)
+        details = {"flaps": s.flap_threshold, "flap_window": s.flap_window}
+        planned.append(
+            PlannedEvent(
+                n,
+                note,
+                og_alias,
+                record.generation,
+                decision,
+                [],
+                request,
+                record,
+                record,
+                details=details,
+                priority=step.priority,
+            )
+        )
     return Plan(planned, list(writes.values()), list(generations.values()))
+
+
+_POLICY_CODES = frozenset({Reason.SILENCE_OVER, Reason.FLAPPING})
+
+
+def _policy_record(after: AliasRecord | None, outcome: pol.Outcome, event: Event) -> AliasRecord | None:
+    """The alias after the decision, with what the policies keep on it (the held close's due time, the flaps,
+    the alert's priority)."""
+    if after is None:
+        return None
+    changes: dict[str, Any] = {}
+    if outcome.due_at is not None:
+        changes["close_due_at"] = outcome.due_at
+    if outcome.flaps is not None:
+        changes["flaps"] = outcome.flaps.recent
+    if outcome.decision.new_generation:
+        changes["priority"] = event.fields.get("priority")
+    return replace(after, **changes) if changes else after
+
+
+def _step(
+    seq: int,
+    event: Event,
+    og_alias: str,
+    decision: Decision,
+    cuts: list[dict[str, Any]],
+    spec: PlanSpec,
+    before: AliasRecord | None,
+    after: AliasRecord | None,
+    outcome: pol.Outcome,
+) -> PlannedEvent:
+    generation = after.generation if after else (before.generation if before else 0)
+    request = build_request(spec.base_url, event.action, og_alias, event.fields)
+    if event.action == "create":
+        priority = pol.priority_rank(event.fields.get("priority"))
+    else:
+        priority = pol.priority_rank((after or before).priority if (after or before) else None)  # type: ignore[union-attr]
+    return PlannedEvent(
+        seq,
+        event,
+        og_alias,
+        generation,
+        decision,
+        cuts,
+        request,
+        before,
+        after,
+        due_at=outcome.due_at,
+        cancels_close=outcome.cancels_close,
+        details=outcome.details,
+        priority=priority,
+    )
 
 
 def _cuts(event: Event) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from alertbridge.core.lifecycle import AliasRecord
 from alertbridge.core.plan import AliasWrite
 from alertbridge.db import Connection
@@ -29,7 +31,9 @@ async def lock(conn: Connection, integration: str, aliases: Sequence[str]) -> No
 
 _LOAD = """
 SELECT a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
-       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie,
+       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie, a.suppressed, a.close_due_at, a.flaps,
+       (SELECT g.priority FROM generations g
+        WHERE g.integration = a.integration AND g.alias = a.alias AND g.generation = a.generation) AS priority,
        EXISTS (SELECT 1 FROM outbox o
                WHERE o.integration = a.integration AND o.alias = a.alias
                  AND o.generation = a.generation AND o.action = 'create'
@@ -43,21 +47,26 @@ async def load(conn: Connection, integration: str, aliases: Sequence[str]) -> di
     if not aliases:
         return {}
     cur = await conn.execute(_LOAD, {"i": integration, "aliases": list(aliases)})
-    return {r.pop("alias"): AliasRecord(**r) for r in await cur.fetchall()}
+    return {r.pop("alias"): AliasRecord(**{**r, "flaps": tuple(r["flaps"] or ())}) for r in await cur.fetchall()}
 
 
 _WRITE = """
 INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count, first_seen_at, last_seen_at,
                           opened_at, acknowledged_at, closed_at, acknowledged_by, closed_by, closed_in_opsgenie,
-                          last_action, last_outbox_id)
+                          last_action, last_outbox_id, suppressed, close_due_at, flaps)
 SELECT %(i)s, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
-       u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id
+       u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id, u.suppressed, u.close_due_at,
+       coalesce((SELECT array_agg(f::timestamptz) FROM jsonb_array_elements_text(u.flaps) AS f), '{}')
 FROM unnest(%(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[], %(count)s::int[],
             %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[], %(acked_by)s::text[],
-            %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[], %(outbox)s::bigint[])
+            %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[], %(outbox)s::bigint[],
+            %(suppressed)s::bool[], %(close_due)s::timestamptz[], %(flaps)s::jsonb[])
      AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og, action,
-          outbox_id)
+          outbox_id, suppressed, close_due_at, flaps)
 ON CONFLICT (integration, alias) DO UPDATE SET
+    suppressed = EXCLUDED.suppressed,
+    close_due_at = EXCLUDED.close_due_at,
+    flaps = EXCLUDED.flaps,
     acknowledged_by = EXCLUDED.acknowledged_by,
     closed_by = EXCLUDED.closed_by,
     closed_in_opsgenie = EXCLUDED.closed_in_opsgenie,
@@ -66,7 +75,7 @@ ON CONFLICT (integration, alias) DO UPDATE SET
     state = EXCLUDED.state,
     generation = EXCLUDED.generation,
     count = EXCLUDED.count,
-    last_seen_at = EXCLUDED.last_seen_at,
+    last_seen_at = CASE WHEN %(seen)s THEN EXCLUDED.last_seen_at ELSE a.last_seen_at END,
     opened_at = EXCLUDED.opened_at,
     acknowledged_at = EXCLUDED.acknowledged_at,
     closed_at = EXCLUDED.closed_at,
@@ -79,10 +88,17 @@ ON CONFLICT (integration, alias) DO UPDATE SET
 
 
 async def write(
-    conn: Connection, integration: str, writes: Sequence[AliasWrite], outbox_ids: dict[int, int], now: datetime
+    conn: Connection,
+    integration: str,
+    writes: Sequence[AliasWrite],
+    outbox_ids: dict[int, int],
+    now: datetime,
+    *,
+    seen: bool = True,
 ) -> None:
     """Persist the alias records a plan produced (``outbox_ids``: seq -> outbox id). The caller holds the
-    aliases' locks (``lock``) since it loaded them."""
+    aliases' locks (``lock``) since it loaded them. ``seen=False``: a policy wrote them, not a webhook (the
+    expiry clock, ``last_seen_at``, stays where the source left it)."""
     if not writes:
         return
     r = [w.record for w in writes]
@@ -91,6 +107,7 @@ async def write(
         {
             "i": integration,
             "now": now,
+            "seen": seen,
             "alias": [w.alias for w in writes],
             "og": [w.opsgenie_alias for w in writes],
             "state": [x.state for x in r],
@@ -104,6 +121,9 @@ async def write(
             "closed_og": [x.closed_in_opsgenie for x in r],
             "action": [w.last_action for w in writes],
             "outbox": [outbox_ids.get(w.last_seq) for w in writes],
+            "suppressed": [x.suppressed for x in r],
+            "close_due": [x.close_due_at for x in r],
+            "flaps": [Jsonb([t.isoformat() for t in x.flaps]) for x in r],
         },
     )
 
@@ -159,6 +179,50 @@ async def count_by_state(conn: Connection) -> dict[tuple[str, str], int]:
     """(integration, state) -> number of aliases (for the alertbridge_aliases gauge)."""
     cur = await conn.execute("SELECT integration, state, count(*) AS n FROM aliases GROUP BY integration, state")
     return {(str(r["integration"]), str(r["state"])): int(r["n"]) for r in await cur.fetchall()}
+
+
+# --- what the sweeper looks for (app/policy_jobs.py) ----------------------------------------------------------
+
+
+async def stale(conn: Connection, integration: str, *, quiet_since: datetime, limit: int) -> list[str]:
+    """Live aliases with no webhook (and no expiry action) since ``quiet_since``, oldest first."""
+    cur = await conn.execute(
+        "SELECT alias FROM aliases WHERE integration = %(i)s AND state <> 'closed' AND last_seen_at <= %(t)s "
+        "AND (expired_at IS NULL OR expired_at <= %(t)s) ORDER BY last_seen_at LIMIT %(n)s",
+        {"i": integration, "t": quiet_since, "n": limit},
+    )
+    return [r["alias"] for r in await cur.fetchall()]
+
+
+async def withheld(conn: Connection, integration: str, *, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Live aliases whose create a silence withheld, each with the fields of its last create (to match silences)."""
+    cur = await conn.execute(
+        "SELECT a.alias, o.payload FROM aliases a "
+        "CROSS JOIN LATERAL (SELECT payload FROM outbox o WHERE o.integration = a.integration AND o.alias = a.alias "
+        "                    AND o.generation = a.generation AND o.action = 'create' ORDER BY o.id DESC LIMIT 1) o "
+        "WHERE a.integration = %(i)s AND a.suppressed AND a.state <> 'closed' ORDER BY a.last_seen_at LIMIT %(n)s",
+        {"i": integration, "n": limit},
+    )
+    return [(r["alias"], r["payload"]) for r in await cur.fetchall()]
+
+
+async def mark_expired(conn: Connection, integration: str, alias: str, at: datetime) -> None:
+    """Expiry noted (or re-sent) the alert: its clock starts again."""
+    await conn.execute(
+        "UPDATE aliases SET expired_at = %(at)s WHERE integration = %(i)s AND alias = %(a)s",
+        {"at": at, "i": integration, "a": alias},
+    )
+
+
+async def policy_counts(conn: Connection) -> tuple[int, int]:
+    """(live aliases withheld by a silence, closes held by close_delay) for the metrics gauges."""
+    cur = await conn.execute(
+        "SELECT (SELECT count(*) FROM aliases WHERE suppressed AND state <> 'closed') AS withheld, "
+        "(SELECT count(*) FROM outbox WHERE status = 'pending' AND reason_code = 'close_delayed' "
+        " AND next_attempt_at > now()) AS held"
+    )
+    row = await cur.fetchone()
+    return (int(row["withheld"]), int(row["held"])) if row else (0, 0)
 
 
 async def search(

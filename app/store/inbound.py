@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -188,3 +189,12 @@ async def by_ids(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
         f"SELECT {_LIST_COLUMNS}, traceparent FROM inbound_events WHERE id = ANY(%(ids)s::bigint[])", {"ids": ids}
     )
     return await cur.fetchall()
+
+
+async def last_received(conn: Connection, integration: str) -> datetime | None:
+    """When the integration's newest webhook came (any outcome but refused: a source that speaks is alive)."""
+    cur = await conn.execute(
+        "SELECT max(received_at) AS at FROM inbound_events WHERE integration = %(i)s", {"i": integration}
+    )
+    row = await cur.fetchone()
+    return row["at"] if row else None

@@ -35,17 +35,18 @@ class FileIntegration:
     forward_unknown: bool = False
     priorities: dict[str, str] = field(default_factory=dict)
     locked: bool = False
+    policies: dict[str, Any] = field(default_factory=dict)  # core.policies.PolicySettings.to_dict()
 
 
 _FILE_COLUMNS = (
     "template, target_base_url, target_region, settings, enabled, auth_mode, token_header, default_team, "
-    "default_priority, default_source, scope_aliases, forward_unknown, priorities, locked"
+    "default_priority, default_source, scope_aliases, forward_unknown, priorities, locked, policies"
 )
 _UPSERT = f"""
 INSERT INTO integrations (name, template_sha256, managed_by, {_FILE_COLUMNS})
 VALUES (%(name)s, %(template_sha256)s, 'file', %(template)s, %(target_base_url)s, %(target_region)s, %(settings)s,
         %(enabled)s, %(auth_mode)s, %(token_header)s, %(default_team)s, %(default_priority)s, %(default_source)s,
-        %(scope_aliases)s, %(forward_unknown)s, %(priorities)s, %(locked)s)
+        %(scope_aliases)s, %(forward_unknown)s, %(priorities)s, %(locked)s, %(policies)s)
 ON CONFLICT (name) DO UPDATE SET ({_FILE_COLUMNS}, managed_by, api_key_encrypted, updated_at) =
     ({", ".join("EXCLUDED." + c.strip() for c in _FILE_COLUMNS.split(","))}, 'file', NULL::text, now())
 WHERE ({", ".join("integrations." + c.strip() for c in _FILE_COLUMNS.split(","))}, integrations.managed_by,
@@ -79,6 +80,7 @@ async def sync_from_file(conn: Connection, integrations: Sequence[FileIntegratio
             **integ.__dict__,
             "settings": Jsonb(integ.settings),
             "priorities": Jsonb(dict(integ.priorities)),
+            "policies": Jsonb(dict(integ.policies)),
         }
         cur = await conn.execute(_UPSERT, params)
         changed |= bool(await cur.fetchall())
@@ -116,7 +118,7 @@ async def sync_from_file(conn: Connection, integrations: Sequence[FileIntegratio
 _RUNTIME = """
 SELECT i.name, i.enabled, i.managed_by, i.auth_mode, i.token_header, i.target_base_url, i.target_region,
        i.api_key_encrypted, i.default_team, i.default_priority, i.default_source, i.scope_aliases,
-       i.forward_unknown, i.priorities, v.id AS version_id, v.version, v.source, v.sha256,
+       i.forward_unknown, i.priorities, i.policies, v.id AS version_id, v.version, v.source, v.sha256,
        coalesce((SELECT array_agg(t.sha256 ORDER BY t.id) FROM integration_tokens t WHERE t.integration = i.name),
                 '{}') AS token_hashes
 FROM integrations i LEFT JOIN template_versions v ON v.id = i.active_version_id
@@ -136,7 +138,7 @@ _DETAIL = """
 SELECT i.name, i.template, i.template_sha256, i.target_base_url, i.target_region, i.managed_by, i.enabled,
        i.created_at, i.updated_at, i.auth_mode, i.token_header, i.api_key_encrypted IS NOT NULL AS has_api_key,
        i.default_team, i.default_priority, i.default_source, i.scope_aliases, i.forward_unknown, i.priorities,
-       i.locked, i.active_version_id, i.file_template_sha256, i.file_applied_at, i.settings,
+       i.locked, i.active_version_id, i.file_template_sha256, i.file_applied_at, i.settings, i.policies,
        v.version AS active_version, v.author AS active_author, v.created_at AS active_created_at,
        (i.managed_by = 'file' AND i.file_template_sha256 IS NOT NULL AND v.sha256 IS DISTINCT FROM
         i.file_template_sha256) AS changed_since_file
@@ -206,6 +208,7 @@ _EDITABLE = {
     "scope_aliases",
     "auth_mode",
     "token_header",
+    "policies",
 }
 
 
@@ -215,6 +218,8 @@ async def update(conn: Connection, name: str, **values: Any) -> None:
     assert not unknown, unknown
     if not values:
         return
+    if "policies" in values:
+        values = {**values, "policies": Jsonb(dict(values["policies"]))}
     sets = ", ".join(f"{key} = %({key})s" for key in values)
     await conn.execute(
         f"UPDATE integrations SET {sets}, updated_at = now() WHERE name = %(name)s", {**values, "name": name}

@@ -39,17 +39,20 @@ class NewRow:
     reason: str
     reason_code: str | None
     status: str  # pending | skipped
+    not_before: datetime | None = None  # a delayed close: due then (its retry age counts from then too)
+    priority: int = 3  # 1..5: the order under pacing
 
 
 _INSERT = """
 INSERT INTO outbox (inbound_id, replay_id, seq, integration, action, alias, opsgenie_alias, generation, payload,
-                    cuts, decision, reason, reason_code, traceparent, status)
+                    cuts, decision, reason, reason_code, traceparent, status, next_attempt_at, queued_at, priority)
 SELECT %(inbound_id)s, %(replay_id)s, u.seq, %(integration)s, u.action, u.alias, u.og, u.gen, u.payload, u.cuts,
-       u.decision, u.reason, u.code, %(traceparent)s, u.status
+       u.decision, u.reason, u.code, %(traceparent)s, u.status, coalesce(u.due, now()), coalesce(u.due, now()),
+       u.priority
 FROM unnest(%(seq)s::smallint[], %(action)s::text[], %(alias)s::text[], %(og)s::text[], %(gen)s::int[],
             %(payload)s::jsonb[], %(cuts)s::jsonb[], %(decision)s::text[], %(reason)s::text[], %(code)s::text[],
-            %(status)s::text[])
-     AS u(seq, action, alias, og, gen, payload, cuts, decision, reason, code, status)
+            %(status)s::text[], %(due)s::timestamptz[], %(priority)s::smallint[])
+     AS u(seq, action, alias, og, gen, payload, cuts, decision, reason, code, status, due, priority)
 ORDER BY u.seq
 RETURNING id, seq
 """
@@ -59,12 +62,12 @@ async def insert(
     conn: Connection,
     *,
     integration: str,
-    inbound_id: int,
+    inbound_id: int | None,
     rows: Sequence[NewRow],
     traceparent: str | None,
     replay_id: int | None = None,
 ) -> dict[int, int]:
-    """Insert the rows of one webhook; returns seq -> outbox id."""
+    """Insert the rows of one webhook (``inbound_id`` None: rows a policy made); returns seq -> outbox id."""
     if not rows:
         return {}
     cur = await conn.execute(
@@ -85,9 +88,30 @@ async def insert(
             "reason": [r.reason for r in rows],
             "code": [r.reason_code for r in rows],
             "status": [r.status for r in rows],
+            "due": [r.not_before for r in rows],
+            "priority": [r.priority for r in rows],
         },
     )
     return {int(r["seq"]): int(r["id"]) for r in await cur.fetchall()}
+
+
+_CANCEL_DELAYED_CLOSES = """
+UPDATE outbox SET status = 'skipped', last_outcome = 'cancelled',
+       last_error = 'not sent: the alert fired again within close_delay (a flap)'
+WHERE integration = %(i)s AND alias = ANY(%(aliases)s::text[]) AND action = 'close' AND status = 'pending'
+  AND reason_code = 'close_delayed'
+RETURNING alias
+"""
+
+
+async def cancel_delayed_closes(conn: Connection, integration: str, aliases: Sequence[str]) -> set[str]:
+    """A flap: the held closes of ``aliases`` are not sent (caller's transaction, holding the aliases' locks).
+    Returns the aliases whose close was cancelled; one missing had its close taken by a worker already (its delay
+    ran out meanwhile), so it is being sent."""
+    if not aliases:
+        return set()
+    cur = await conn.execute(_CANCEL_DELAYED_CLOSES, {"i": integration, "aliases": list(aliases)})
+    return {r["alias"] for r in await cur.fetchall()}
 
 
 async def notify(conn: Connection) -> None:
@@ -132,6 +156,7 @@ WITH due AS (
       AND o.next_attempt_at <= now()
       AND (o.status = 'pending' OR o.lease_until < now())
       AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
+      AND o.integration <> ALL(%(paced)s::text[])
       AND NOT {_OLDER_UNFINISHED}
     ORDER BY o.next_attempt_at, o.id
     LIMIT %(limit)s
@@ -151,9 +176,11 @@ async def claim(
     limit: int,
     lease_seconds: float,
     target_of: dict[str, str] | None = None,
+    paced: Sequence[str] = (),
 ) -> list[Claimed]:
     """Due rows, oldest first, never one behind an unfinished older row of its alias. ``target_of``: integration ->
-    target key; rows of a paused or down target are left alone."""
+    target key; rows of a paused or down target are left alone, and so are the rows of ``paced`` integrations
+    (their target's token bucket decides: ``claim_paced``)."""
     target_of = target_of or {}
     cur = await conn.execute(
         _CLAIM,
@@ -161,6 +188,57 @@ async def claim(
             "limit": limit,
             "worker": worker,
             "lease": lease_seconds,
+            "integrations": list(target_of),
+            "targets": list(target_of.values()),
+            "paced": list(paced),
+        },
+    )
+    claimed = [Claimed(**r) for r in await cur.fetchall()]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+_CLAIM_PACED = f"""
+WITH due AS (
+    SELECT o.id, o.status AS was FROM outbox o
+    WHERE o.status IN ('pending', 'in_flight')
+      AND o.next_attempt_at <= now()
+      AND (o.status = 'pending' OR o.lease_until < now())
+      AND o.integration = ANY(%(mine)s::text[])
+      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
+      AND NOT {_OLDER_UNFINISHED}
+    ORDER BY o.priority, o.next_attempt_at, o.id
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
+                    lease_until = now() + make_interval(secs => %(lease)s)
+FROM due WHERE o.id = due.id
+{_RETURNING_CLAIM}
+"""
+
+
+async def claim_paced(
+    conn: Connection,
+    *,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    integrations: Sequence[str],
+    target_of: dict[str, str],
+) -> list[Claimed]:
+    """Up to ``limit`` due rows of one paced target's ``integrations`` (``limit``: the tokens its bucket gave),
+    highest priority first (P1 before P5; an alias's rows still go in order: a row never passes an unfinished
+    older row of its alias)."""
+    if limit <= 0:
+        return []
+    cur = await conn.execute(
+        _CLAIM_PACED,
+        {
+            "limit": limit,
+            "worker": worker,
+            "lease": lease_seconds,
+            "mine": list(integrations),
             "integrations": list(target_of),
             "targets": list(target_of.values()),
         },
@@ -374,6 +452,17 @@ async def create_facts(conn: Connection, row: Claimed) -> tuple[CreateFacts, str
     return CreateFacts(bool(r["delivered"]), r["dead_id"]), r["to_confirm"]
 
 
+async def latest_create(conn: Connection, integration: str, alias: str, generation: int) -> dict[str, Any] | None:
+    """The payload of the newest create of an alert, sent or not (what a policy re-sends or sends late)."""
+    cur = await conn.execute(
+        "SELECT payload FROM outbox WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s "
+        "AND action = 'create' ORDER BY id DESC LIMIT 1",
+        {"i": integration, "a": alias, "g": generation},
+    )
+    row = await cur.fetchone()
+    return row["payload"] if row else None
+
+
 # --- replaying dead rows ---------------------------------------------------------------------------------------
 
 _DEAD = """
@@ -470,8 +559,8 @@ async def count_by_status(conn: Connection) -> dict[str, int]:
 async def oldest_pending_seconds(conn: Connection) -> float:
     """Age of the oldest row waiting for delivery (since it was queued or re-queued); 0 when none waits."""
     cur = await conn.execute(
-        "SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0)::float8 AS age "
-        "FROM outbox WHERE status IN ('pending', 'in_flight')"
+        "SELECT greatest(coalesce(extract(epoch FROM now() - min(queued_at)), 0), 0)::float8 AS age "
+        "FROM outbox WHERE status IN ('pending', 'in_flight') AND queued_at <= now()"
     )
     row = await cur.fetchone()
     return float(row["age"]) if row else 0.0

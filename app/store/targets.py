@@ -1,7 +1,8 @@
 """``delivery_targets``: the 429 pause and the circuit breaker of every target (base URL + API key, identified by a
 hash), shared by all worker processes. The transitions are decided in ``core/circuit.py``; this module reads and
 writes them, gives out the one probe of a down target, and holds the predicate that keeps requests away from a
-paused or down target (``SEND_ALLOWED``, used by the claim and by the intent row written before every call)."""
+paused or down target (``SEND_ALLOWED``, used by the claim and by the intent row written before every call). It also
+keeps the token bucket of every paced target (``take_tokens``): the claim of every worker process takes from it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alertbridge.core.circuit import TargetState
+from alertbridge.core.policies import Bucket, after_throttle, next_token_in, refill, scale_now, take
 from alertbridge.db import Connection
 
 #: True when a request for outbox row %(outbox_id)s may go to target %(target)s now: the target is not paused by a
@@ -146,3 +148,75 @@ async def hold(conn: Connection, key: str) -> Hold | None:
 async def get(conn: Connection, key: str) -> dict[str, object] | None:
     cur = await conn.execute("SELECT * FROM delivery_targets WHERE key = %(key)s", {"key": key})
     return await cur.fetchone()
+
+
+# --- pacing: the token bucket every worker process takes from (core/policies.py decides) ----------------------
+
+_BUCKET = """
+SELECT tokens, tokens_at, rate_scale, throttled_at, throttle_period, now() AS now FROM delivery_targets
+WHERE key = %(key)s FOR UPDATE
+"""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What a bucket gave: ``granted`` whole tokens, and how long until the next one (when none was left)."""
+
+    granted: int
+    available: float
+    wait: float
+    scale: float
+
+
+async def take_tokens(conn: Connection, key: str, base_url: str, bucket: Bucket, want: int) -> Tokens:
+    """Take up to ``want`` tokens from the target's bucket (caller's transaction: the row stays locked until it
+    ends, so two workers never spend the same token)."""
+    cur = await conn.execute(_BUCKET, {"key": key})
+    row = await cur.fetchone()
+    if row is None:
+        await conn.execute(
+            "INSERT INTO delivery_targets (key, base_url) VALUES (%(key)s, %(base_url)s) ON CONFLICT (key) DO NOTHING",
+            {"key": key, "base_url": base_url},
+        )
+        cur = await conn.execute(_BUCKET, {"key": key})
+        row = await cur.fetchone()
+        assert row is not None
+    now = row["now"]
+    scale = scale_now(row["rate_scale"], row["throttled_at"], row["throttle_period"], now)
+    available = refill(row["tokens"], row["tokens_at"], now, bucket, scale)
+    granted = take(available, want)
+    left = available - granted
+    if granted or row["tokens"] is None or left != row["tokens"]:
+        await conn.execute(
+            "UPDATE delivery_targets SET tokens = %(t)s, tokens_at = %(at)s WHERE key = %(key)s",
+            {"t": left, "at": now, "key": key},
+        )
+    return Tokens(granted, left, next_token_in(left, bucket, scale), scale)
+
+
+async def give_back(conn: Connection, key: str, bucket: Bucket, n: int) -> None:
+    """Tokens taken for rows that were not claimed after all (caller's transaction, after ``take_tokens``)."""
+    if n > 0:
+        await conn.execute(
+            "UPDATE delivery_targets SET tokens = least(tokens + %(n)s, %(cap)s) WHERE key = %(key)s",
+            {"n": n, "cap": bucket.capacity, "key": key},
+        )
+
+
+async def record_throttle(conn: Connection, key: str, period: float | None) -> float:
+    """A 429 came although the worker paced: halve the rate (``core.policies.after_throttle``) until it grows back.
+    Caller's transaction (it has locked the row: ``load_for_update``). Returns the new share of the rate."""
+    cur = await conn.execute(
+        "SELECT rate_scale, throttled_at, throttle_period, now() AS now FROM delivery_targets WHERE key = %(key)s",
+        {"key": key},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return 1.0
+    scale = after_throttle(row["rate_scale"], row["throttled_at"], row["throttle_period"], row["now"])
+    await conn.execute(
+        "UPDATE delivery_targets SET rate_scale = %(s)s, throttled_at = now(), throttle_period = %(p)s, "
+        "tokens = least(coalesce(tokens, 0), 0) WHERE key = %(key)s",
+        {"s": scale, "p": period or row["throttle_period"], "key": key},
+    )
+    return float(scale)

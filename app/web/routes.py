@@ -12,12 +12,13 @@ from starlette.staticfiles import StaticFiles
 
 from alertbridge import __version__, metrics
 from alertbridge.db import is_busy, is_unavailable
-from alertbridge.web.admin import editor, login, operations, versions
+from alertbridge.web.admin import editor, login, operations, silences, versions
 from alertbridge.web.admin import integrations as pages
 from alertbridge.web.aliases_api import get_alias, list_aliases
 from alertbridge.web.api import base as api_base
 from alertbridge.web.api import integrations as api_integrations
 from alertbridge.web.api import operations as api_ops
+from alertbridge.web.api import silences as api_silences
 from alertbridge.web.api import templates as api_templates
 from alertbridge.web.callbacks import receive_callback
 from alertbridge.web.webhooks import error, receive
@@ -36,6 +37,8 @@ def api_routes() -> list[BaseRoute]:
         Route(I + "/enable", api_integrations.enable, methods=["POST"]),
         Route(I + "/disable", api_integrations.disable, methods=["POST"]),
         Route(I + "/target", api_integrations.set_target, methods=["PUT"]),
+        Route(I + "/policies", api_silences.get_policies, methods=["GET"]),
+        Route(I + "/policies", api_silences.put_policies, methods=["PUT"]),
         Route(I + "/template", api_templates.get_template, methods=["GET"]),
         Route(I + "/template", api_templates.put_template, methods=["PUT"]),
         Route(I + "/template/preview", api_templates.preview_template, methods=["POST"]),
@@ -57,6 +60,10 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/v1/aliases/{integration}/{alias:path}", get_alias, methods=["GET"]),
         Route("/api/v1/timeline", api_ops.alias_timeline, methods=["GET"]),
         Route("/api/v1/audit", api_ops.list_audit, methods=["GET"]),
+        Route("/api/v1/silences", api_silences.list_silences, methods=["GET"]),
+        Route("/api/v1/silences", api_silences.create_silence, methods=["POST"]),
+        Route("/api/v1/silences/{id:int}", api_silences.get_silence, methods=["GET"]),
+        Route("/api/v1/silences/{id:int}/expire", api_silences.expire_silence, methods=["POST"]),
         Route("/api/v1/export/integrations.toml", api_integrations.export_toml, methods=["GET"]),
         Route("/api/v1/{rest:path}", api_base.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
@@ -142,6 +149,9 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/dead/discard", operations.dead_discard, methods=["POST"]),
         Route("/console/timeline", operations.alias_timeline, methods=["GET"]),
         Route("/console/audit", operations.audit_log, methods=["GET"]),
+        Route("/console/silences", silences.listing, methods=["GET"]),
+        Route("/console/silences", silences.create, methods=["POST"]),
+        Route("/console/silences/{id:int}/expire", silences.expire, methods=["POST"]),
         Route("/console/export/integrations.toml", operations.export_toml, methods=["GET"]),
         Mount("/console/static", app=StaticFiles(packages=[("alertbridge.web", "static")]), name="static"),
     ]
