@@ -112,6 +112,66 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
+    loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
+    host = args.host or loaded[0].server.host
+    port = args.port or loaded[0].server.port
+    workers = args.workers or loaded[0].server.workers
+    if workers > 1 and (loaded[1] or args.mount_emulator):
+        raise CliError("--workers > 1 cannot serve the mounted emulator (the demo): each process would have its own")
+    if workers > 1:
+        _shared_metrics_dir()  # before the metrics module is imported (by _prepare)
+    config, bridge, url, demo = _prepare(args, loaded)
+    if workers <= 1:
+        return _serve_process(args, config, bridge, url, demo, host, port, index=0)
+    from alertbridge import metrics
+    from alertbridge.supervisor import run_processes
+    from alertbridge.web.server import uvicorn_config
+
+    sock = uvicorn_config(None, config.server, host=host, port=port).bind_socket()
+    try:
+        return run_processes(
+            workers,
+            lambda index: _serve_process(args, config, bridge, url, demo, host, port, index=index, sock=sock),
+            on_exit=metrics.process_exited,
+        )
+    finally:
+        sock.close()
+
+
+def _shared_metrics_dir() -> None:
+    """Several serve processes sum their metrics through PROMETHEUS_MULTIPROC_DIR (docs/operations/metrics.md):
+    made here (and removed at exit) unless the environment names one."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    if "alertbridge.metrics" in sys.modules:  # too late to switch (only when called from within a process)
+        log.warning("serve --workers: metrics stay per process (PROMETHEUS_MULTIPROC_DIR was not set at start)")
+        return
+    folder = tempfile.mkdtemp(prefix="alertbridge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(folder, ignore_errors=True))
+
+
+def _serve_process(
+    args: argparse.Namespace,
+    config: Any,
+    bridge: Any,
+    url: str,
+    demo: bool,
+    host: str,
+    port: int,
+    *,
+    index: int,
+    sock: Any = None,
+) -> int:
+    """One serving process: the app (the delivery worker and the demo's console user in the first only), uvicorn on
+    ``sock`` (shared by several processes) or on host:port."""
     from alertbridge import settings
     from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
@@ -120,11 +180,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from alertbridge.web.server import serve as serve_forever
     from alertbridge.web.server import uvicorn_config
 
-    # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
-    loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
-    host = args.host or loaded[0].server.host
-    port = args.port or loaded[0].server.port
-    config, bridge, url, demo = _prepare(args, loaded)
     emulator = None
     if demo or args.mount_emulator:
         # The demo wires OpsGenie's other half too: the emulator calls back to this bridge, as a human's ack would.
@@ -140,16 +195,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(
             bridge,
             url,
-            run_worker=not args.no_worker,
+            run_worker=not args.no_worker and index == 0,
             emulator=emulator,
             demo=demo,
             secret_key=_secret_key(),
             reload_config=_config_reloader(args),
-            on_started=_demo_admin(host, port) if demo else None,
+            on_started=_demo_admin(host, port) if demo and index == 0 else None,
         )
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
-    if demo:
+    if demo and index == 0:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
             "http://%s:%s/emulator",
@@ -169,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = process.graceful_server(uv)
-    asyncio.run(serve_forever(server))
+    asyncio.run(serve_forever(server, sockets=[sock] if sock is not None else None))
     # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
     return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
 
@@ -586,6 +641,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="listen address (default: [server].host, 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default: [server].port, 8080)")
     s.add_argument("--no-worker", action="store_true", help="only receive; run `alertbridge worker` elsewhere")
+    s.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 65),
+        metavar="N",
+        help="serving processes sharing the port (default: [server].workers, 1); the first one delivers",
+    )
     s.add_argument("--no-migrate", action="store_true", help="do not apply database migrations at start-up")
     s.add_argument("--mount-emulator", action="store_true", help="also serve the OpsGenie emulator at /emulator")
     s.set_defaults(func=cmd_serve)

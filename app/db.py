@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import select
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,24 @@ class DatabaseUnavailable(Exception):
     """No working connection within the wait budget while the pool is not full: Postgres cannot be reached."""
 
 
+async def check_connection(conn: Connection) -> None:
+    """The pool's check of a connection it hands out. psycopg_pool's own check is a round trip to the server at every
+    checkout; here a connection whose socket has nothing to read is handed out as it is, and only one the server has
+    written to while it was idle (a termination notice, or the end of the connection: Postgres stopped, restarted,
+    or the backend was terminated) gets that round trip — which fails, and the pool replaces the connection. A
+    statement on a connection that dies later fails as it always could, and is answered as the database being
+    unavailable."""
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.OperationalError:
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)  # closed: let the pool's check say so
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+
+
 class Database:
     """One pool of connections to one database. Build it, ``await open()``, use it, ``await close()``."""
 
@@ -87,7 +106,7 @@ class Database:
                 "connect_timeout": max(1, round(connect_timeout)),
                 "application_name": name,
             },
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            check=check_connection,
             reconnect_timeout=0,  # keep trying to reconnect for as long as the process lives
         )
 
@@ -150,6 +169,15 @@ class Database:
     async def transaction(self) -> AsyncIterator[Connection]:
         """A pooled connection inside one transaction: committed when the block ends, rolled back on error."""
         async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self, timeout: float | None = None) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction in pipeline mode: statements are sent without waiting for
+        each other; a round trip happens only when a result is read, and at the end, where COMMIT travels with the
+        last statements. Any error of any statement rolls the whole transaction back (raised at the end or at the
+        read that follows it)."""
+        async with self.connection(timeout) as conn, conn.pipeline(), conn.transaction():
             yield conn
 
 

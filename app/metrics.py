@@ -101,6 +101,11 @@ ACCEPT_TO_DELIVERED = Histogram(
     ["integration"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0),
 )
+INGEST_BATCH = Histogram(
+    "alertbridge_ingest_batch_size",
+    "Webhooks stored together in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 POOL_IN_USE = Gauge(
     "alertbridge_db_pool_in_use",
     "Database connections checked out of this process's pools (web: webhooks, worker: delivery)",
@@ -140,6 +145,10 @@ def webhook_received(integration: str, status: str) -> None:
 def render_timer(integration: str) -> Any:
     """``with metrics.render_timer(name): render(...)``."""
     return RENDER_SECONDS.labels(integration).time()
+
+
+def ingest_batch(size: int) -> None:
+    INGEST_BATCH.observe(size)
 
 
 class _Attempt(Protocol):

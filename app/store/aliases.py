@@ -3,7 +3,7 @@ alias); delivery writes what OpsGenie returned (request ids, alert id) for the g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ FROM unnest(%(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[]
             %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[], %(outbox)s::bigint[])
      AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og, action,
           outbox_id)
+ORDER BY u.alias
 ON CONFLICT (integration, alias) DO UPDATE SET
     acknowledged_by = EXCLUDED.acknowledged_by,
     closed_by = EXCLUDED.closed_by,
@@ -104,6 +105,100 @@ async def write(
             "closed_og": [x.closed_in_opsgenie for x in r],
             "action": [w.last_action for w in writes],
             "outbox": [outbox_ids.get(w.last_seq) for w in writes],
+        },
+    )
+
+
+# --- group commit (app/ingest.py ``commit``): the aliases of many webhooks at once -------------------------------
+
+
+async def lock_many(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """``lock`` for (integration, alias) pairs of several integrations, in one statement and the same global order
+    (sorted lock keys), so a batch and a single webhook never deadlock either."""
+    ordered = sorted({lock_key(i, a) for i, a in keys})
+    if ordered:
+        await conn.execute(_LOCK, {"keys": ordered})
+
+
+_LOAD_MANY = """
+SELECT a.integration, a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
+       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie,
+       EXISTS (SELECT 1 FROM outbox o
+               WHERE o.integration = a.integration AND o.alias = a.alias
+                 AND o.generation = a.generation AND o.action = 'create'
+                 AND o.status = 'pending') AS create_pending
+FROM unnest(%(i)s::text[], %(aliases)s::text[]) AS k(integration, alias)
+JOIN aliases a ON a.integration = k.integration AND a.alias = k.alias
+"""
+
+
+async def load_many(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> Callable[[], Awaitable[dict[tuple[str, str], AliasRecord]]]:
+    """``load`` for (integration, alias) pairs of several integrations. Sends the statement (in a pipeline,
+    nothing waits; send it after ``lock_many``: each statement of a pipeline sees what committed before it
+    started); the returned function reads the records."""
+    unique = sorted(set(keys))
+    cur = (
+        await conn.execute(_LOAD_MANY, {"i": [k[0] for k in unique], "aliases": [k[1] for k in unique]})
+        if unique
+        else None
+    )
+
+    async def records() -> dict[tuple[str, str], AliasRecord]:
+        if cur is None:
+            return {}
+        out: dict[tuple[str, str], AliasRecord] = {}
+        for r in await cur.fetchall():
+            key = (r.pop("integration"), r.pop("alias"))
+            out[key] = AliasRecord(**r)
+        return out
+
+    return records
+
+
+_WRITE_MANY = """
+INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count, first_seen_at, last_seen_at,
+                          opened_at, acknowledged_at, closed_at, acknowledged_by, closed_by, closed_in_opsgenie,
+                          last_action, last_outbox_id)
+SELECT u.integration, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
+       u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id
+FROM unnest(%(integration)s::text[], %(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[],
+            %(count)s::int[], %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[],
+            %(acked_by)s::text[], %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[],
+            %(outbox)s::bigint[])
+     AS u(integration, alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og,
+          action, outbox_id)
+ORDER BY u.integration, u.alias
+"""
+# Rows are locked in (integration, alias) order, as outbox.record_delivered_many locks them: never a deadlock.
+_WRITE_MANY += _WRITE[_WRITE.index("ON CONFLICT") :]
+
+
+async def write_many(conn: Connection, writes: Sequence[tuple[str, AliasWrite, int | None]], now: datetime) -> None:
+    """``write`` for the aliases of a batch: (integration, final write, its last outbox id), one per alias (the
+    caller merges the writes of several webhooks to the same alias: a statement may touch a row once)."""
+    if not writes:
+        return
+    r = [w.record for _, w, _ in writes]
+    await conn.execute(
+        _WRITE_MANY,
+        {
+            "now": now,
+            "integration": [i for i, _, _ in writes],
+            "alias": [w.alias for _, w, _ in writes],
+            "og": [w.opsgenie_alias for _, w, _ in writes],
+            "state": [x.state for x in r],
+            "gen": [x.generation for x in r],
+            "count": [x.count for x in r],
+            "opened": [x.opened_at for x in r],
+            "acked": [x.acknowledged_at for x in r],
+            "closed": [x.closed_at for x in r],
+            "acked_by": [x.acknowledged_by for x in r],
+            "closed_by": [x.closed_by for x in r],
+            "closed_og": [x.closed_in_opsgenie for x in r],
+            "action": [w.last_action for _, w, _ in writes],
+            "outbox": [o for _, _, o in writes],
         },
     )
 

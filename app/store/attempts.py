@@ -76,6 +76,56 @@ async def start(
     return int(row["id"]) if row else None
 
 
+@dataclass(frozen=True)
+class Intent:
+    """One call about to be made (``start`` for many rows at once: ``start_many``)."""
+
+    outbox_id: int
+    attempt_no: int
+    target: str
+    kind: str
+    method: str
+    url: str
+    started_at: datetime
+    request_id: str | None = None
+
+
+_START_MANY = f"""
+INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, outcome, reason, request_id)
+SELECT u.outbox_id, u.n, u.kind, %(worker)s, u.method, u.url, u.started_at, '{STARTED}',
+       'request sent; no answer recorded yet', u.request_id
+FROM unnest(%(outbox_id)s::bigint[], %(n)s::int[], %(kind)s::text[], %(method)s::text[], %(url)s::text[],
+            %(started_at)s::timestamptz[], %(request_id)s::text[], %(target)s::text[]) WITH ORDINALITY
+     AS u(outbox_id, n, kind, method, url, started_at, request_id, target, ord)
+WHERE {targets.SEND_ALLOWED.replace("%(target)s", "u.target").replace("%(outbox_id)s", "u.outbox_id")}
+ORDER BY u.ord
+RETURNING id, outbox_id
+"""
+
+
+async def start_many(conn: Connection, worker: str, intents: Sequence[Intent]) -> list[int | None]:
+    """``start`` for several calls in one statement (calls about to be made by several rows at once; one intent
+    per outbox row). One attempt id per intent, in order; None where its target takes no request now."""
+    if not intents:
+        return []
+    cur = await conn.execute(
+        _START_MANY,
+        {
+            "worker": worker,
+            "outbox_id": [i.outbox_id for i in intents],
+            "n": [i.attempt_no for i in intents],
+            "kind": [i.kind for i in intents],
+            "method": [i.method for i in intents],
+            "url": [i.url for i in intents],
+            "started_at": [i.started_at for i in intents],
+            "request_id": [i.request_id for i in intents],
+            "target": [i.target for i in intents],
+        },
+    )
+    ids = {int(r["outbox_id"]): int(r["id"]) for r in await cur.fetchall()}
+    return [ids.get(i.outbox_id) for i in intents]
+
+
 _FINISH = """
 UPDATE delivery_attempts SET latency_ms = %(latency_ms)s, http_status = %(http_status)s, outcome = %(outcome)s,
        reason = %(reason)s, request_id = %(request_id)s, response_snippet = %(response_snippet)s,

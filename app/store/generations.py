@@ -71,6 +71,43 @@ async def write(conn: Connection, integration: str, writes: Sequence[GenerationW
     )
 
 
+_WRITE_MANY = (
+    _WRITE.replace("SELECT %(i)s, u.alias", "SELECT u.integration, u.alias")
+    .replace("FROM unnest(%(alias)s::text[]", "FROM unnest(%(integration)s::text[], %(alias)s::text[]")
+    .replace("AS u(alias, gen,", "AS u(integration, alias, gen,")
+)
+
+
+async def write_many(conn: Connection, writes: Sequence[tuple[str, GenerationWrite]], now: datetime) -> None:
+    """``write`` for a batch: (integration, write), one per generation (the caller merges the writes of several
+    webhooks to the same generation, keeping the last record and the create that opened it)."""
+    if not writes:
+        return
+    r = [w.record for _, w in writes]
+    opening = [w.opening for _, w in writes]
+    await conn.execute(
+        _WRITE_MANY,
+        {
+            "now": now,
+            "integration": [i for i, _ in writes],
+            "alias": [w.alias for _, w in writes],
+            "gen": [w.generation for _, w in writes],
+            "og": [w.opsgenie_alias for _, w in writes],
+            "state": [x.state for x in r],
+            "priority": [(e.fields.get("priority") if e else None) for e in opening],
+            "message": [(e.fields.get("message") if e else None) for e in opening],
+            "started": [(e.started_at if e else None) for e in opening],
+            "opened": [x.opened_at or now for x in r],
+            "acked": [x.acknowledged_at for x in r],
+            "acked_by": [x.acknowledged_by for x in r],
+            "closed": [x.closed_at for x in r],
+            "closed_by": [x.closed_by for x in r],
+            "closed_og": [x.closed_in_opsgenie for x in r],
+            "count": [x.count for x in r],
+        },
+    )
+
+
 async def get(conn: Connection, integration: str, alias: str, generation: int) -> dict[str, Any] | None:
     cur = await conn.execute(
         "SELECT * FROM generations WHERE integration = %(i)s AND alias = %(a)s AND generation = %(g)s",

@@ -70,6 +70,41 @@ async def append(conn: Connection, integration: str, entries: Sequence[Entry], a
     )
 
 
+_INSERT_MANY = (
+    _INSERT.replace("SELECT %(i)s, u.alias", "SELECT u.integration, u.alias")
+    .replace("FROM unnest(%(alias)s::text[]", "FROM unnest(%(integration)s::text[], %(alias)s::text[]")
+    .replace("AS u(alias, gen,", "AS u(integration, alias, gen,")
+)
+
+
+async def append_many(conn: Connection, entries: Sequence[tuple[str, Entry]], at: datetime) -> None:
+    """``append`` for the entries of several integrations (a batch of webhooks), in the order given."""
+    if not entries:
+        return
+    e_ = [e for _, e in entries]
+    await conn.execute(
+        _INSERT_MANY,
+        {
+            "at": at,
+            "integration": [i for i, _ in entries],
+            "alias": [e.alias for e in e_],
+            "gen": [e.generation for e in e_],
+            "origin": [e.origin for e in e_],
+            "action": [e.action for e in e_],
+            "from": [e.from_state for e in e_],
+            "to": [e.to_state for e in e_],
+            "decision": [e.decision for e in e_],
+            "code": [e.reason_code for e in e_],
+            "reason": [e.reason for e in e_],
+            "actor": [e.actor for e in e_],
+            "inbound": [e.inbound_id for e in e_],
+            "outbox": [e.outbox_id for e in e_],
+            "callback": [e.callback_id for e in e_],
+            "details": [Jsonb(e.details) for e in e_],
+        },
+    )
+
+
 async def for_alias(conn: Connection, integration: str, alias: str, *, limit: int = 500) -> list[dict[str, Any]]:
     """The alias's decisions, newest first (the alias timeline)."""
     cur = await conn.execute(

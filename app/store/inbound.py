@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,3 +189,50 @@ async def by_ids(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
         f"SELECT {_LIST_COLUMNS}, traceparent FROM inbound_events WHERE id = ANY(%(ids)s::bigint[])", {"ids": ids}
     )
     return await cur.fetchall()
+
+
+# --- group commit (app/ingest.py ``commit``): many webhooks, one statement -------------------------------------
+
+_INSERT_MANY = """
+INSERT INTO inbound_events (integration, remote_addr, content_type, headers, query, body, body_size, status,
+                            current_status, error, template_sha256, events_count, traceparent, processed_at,
+                            template_version_id)
+SELECT u.integration, u.remote_addr, u.content_type, u.headers, u.query, u.body, u.body_size, u.status, u.status,
+       u.error, u.sha, u.n, u.traceparent, now(), u.vid
+FROM unnest(%(integration)s::text[], %(remote_addr)s::text[], %(content_type)s::text[], %(headers)s::jsonb[],
+            %(query)s::jsonb[], %(body)s::bytea[], %(body_size)s::int[], %(status)s::text[], %(error)s::jsonb[],
+            %(sha)s::text[], %(n)s::int[], %(traceparent)s::text[], %(vid)s::bigint[]) WITH ORDINALITY
+     AS u(integration, remote_addr, content_type, headers, query, body, body_size, status, error, sha, n, traceparent,
+          vid, ord)
+ORDER BY u.ord
+RETURNING id
+"""
+
+
+async def insert_many(conn: Connection, rows: Sequence[NewInbound]) -> Callable[[], Awaitable[list[int]]]:
+    """Insert the webhooks of one batch in one statement. Sends it (in a pipeline, nothing waits); the returned
+    function reads their ids, in the order of ``rows``."""
+    cur = await conn.execute(
+        _INSERT_MANY,
+        {
+            "integration": [r.integration for r in rows],
+            "remote_addr": [r.remote_addr for r in rows],
+            "content_type": [r.content_type for r in rows],
+            "headers": [Jsonb(r.headers) for r in rows],
+            "query": [Jsonb(r.query) for r in rows],
+            "body": [r.body for r in rows],
+            "body_size": [r.body_size for r in rows],
+            "status": [r.status for r in rows],
+            "error": [Jsonb(r.error) if r.error is not None else None for r in rows],
+            "sha": [r.template_sha256 for r in rows],
+            "n": [r.events_count for r in rows],
+            "traceparent": [r.traceparent for r in rows],
+            "vid": [r.template_version_id for r in rows],
+        },
+    )
+
+    async def ids() -> list[int]:
+        # Identity values follow the insertion order (ORDER BY u.ord), so sorted ids are the rows' ids in order.
+        return sorted(int(r["id"]) for r in await cur.fetchall())
+
+    return ids

@@ -12,7 +12,7 @@ dead row means for the later rows of its alias, and what a replay of dead rows m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,6 +88,74 @@ async def insert(
         },
     )
     return {int(r["seq"]): int(r["id"]) for r in await cur.fetchall()}
+
+
+# --- group commit (app/ingest.py ``commit``) ----------------------------------------------------------------
+
+_RESERVE = "SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, %(n)s)"
+
+
+async def reserve_ids(conn: Connection, n: int) -> Callable[[], Awaitable[list[int]]]:
+    """``n`` outbox ids, ascending. Send it after the aliases' locks are held (``aliases.lock_many``): ids then
+    follow the order in which transactions decided about an alias, which is the order the claim delivers in."""
+    cur = await conn.execute(_RESERVE, {"n": n}) if n else None
+
+    async def ids() -> list[int]:
+        return sorted(int(r["id"]) for r in await cur.fetchall()) if cur is not None else []
+
+    return ids
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """An outbox row of a batch: its reserved id and its webhook."""
+
+    id: int
+    inbound_id: int
+    integration: str
+    traceparent: str | None
+    row: NewRow
+
+
+_INSERT_MANY = """
+INSERT INTO outbox (id, inbound_id, seq, integration, action, alias, opsgenie_alias, generation, payload, cuts,
+                    decision, reason, reason_code, traceparent, status)
+SELECT u.id, u.inbound_id, u.seq, u.integration, u.action, u.alias, u.og, u.gen, u.payload, u.cuts, u.decision,
+       u.reason, u.code, u.traceparent, u.status
+FROM unnest(%(id)s::bigint[], %(inbound_id)s::bigint[], %(seq)s::smallint[], %(integration)s::text[],
+            %(action)s::text[], %(alias)s::text[], %(og)s::text[], %(gen)s::int[], %(payload)s::jsonb[],
+            %(cuts)s::jsonb[], %(decision)s::text[], %(reason)s::text[], %(code)s::text[], %(traceparent)s::text[],
+            %(status)s::text[])
+     AS u(id, inbound_id, seq, integration, action, alias, og, gen, payload, cuts, decision, reason, code,
+          traceparent, status)
+"""
+
+
+async def insert_many(conn: Connection, rows: Sequence[BatchRow]) -> None:
+    """The outbox rows of a batch of webhooks, with the ids ``reserve_ids`` gave them, in one statement."""
+    if not rows:
+        return
+    r = [b.row for b in rows]
+    await conn.execute(
+        _INSERT_MANY,
+        {
+            "id": [b.id for b in rows],
+            "inbound_id": [b.inbound_id for b in rows],
+            "integration": [b.integration for b in rows],
+            "traceparent": [b.traceparent for b in rows],
+            "seq": [x.seq for x in r],
+            "action": [x.action for x in r],
+            "alias": [x.alias for x in r],
+            "og": [x.opsgenie_alias for x in r],
+            "gen": [x.generation for x in r],
+            "payload": [Jsonb(x.payload) for x in r],
+            "cuts": [Jsonb(x.cuts) for x in r],
+            "decision": [x.decision for x in r],
+            "reason": [x.reason for x in r],
+            "code": [x.reason_code for x in r],
+            "status": [x.status for x in r],
+        },
+    )
 
 
 async def notify(conn: Connection) -> None:
@@ -254,6 +322,82 @@ async def record_delivered(
     )
     r = await cur.fetchone()
     return bool(r and r["n"])
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A delivered send to record (``record_delivered`` for many rows: ``record_delivered_many``)."""
+
+    row: Claimed
+    request_id: str | None
+    attempts: int
+    attempt: dict[str, Any]  # the finished attempt's fields (``attempts.Attempt.__dict__``)
+
+
+_LOCK_ALIASES_OF = """
+SELECT 1 FROM aliases a
+JOIN unnest(%(i)s::text[], %(a)s::text[]) AS k(integration, alias)
+  ON a.integration = k.integration AND a.alias = k.alias
+ORDER BY a.integration, a.alias
+FOR UPDATE OF a
+"""
+
+_DELIVERED_MANY = """
+WITH u AS (
+    SELECT * FROM unnest(%(id)s::bigint[], %(rid)s::text[], %(n)s::int[], %(is_create)s::bool[], %(i)s::text[],
+                         %(a)s::text[], %(g)s::int[], %(attempt_id)s::bigint[], %(latency_ms)s::float8[],
+                         %(http_status)s::int[], %(outcome)s::text[], %(reason)s::text[], %(attempt_rid)s::text[],
+                         %(snippet)s::text[])
+         AS u(id, rid, n, is_create, integration, alias, generation, attempt_id, latency_ms, http_status, outcome,
+              reason, attempt_rid, snippet)),
+att AS (
+    UPDATE delivery_attempts d SET latency_ms = u.latency_ms, http_status = u.http_status, outcome = u.outcome,
+           reason = u.reason, request_id = u.attempt_rid, response_snippet = u.snippet, finished_at = now()
+    FROM u WHERE d.id = u.attempt_id),
+o AS (
+    UPDATE outbox o SET status = 'delivered', delivered_at = now(), request_id = u.rid, attempts = u.n,
+                        last_outcome = 'delivered', last_error = NULL, lease_until = NULL
+    FROM u WHERE o.id = u.id AND o.status = 'in_flight' AND o.claimed_by = %(worker)s
+    RETURNING o.id),
+al AS (
+    UPDATE aliases a SET last_request_id = u.rid,
+           create_request_id = CASE WHEN u.is_create THEN u.rid ELSE a.create_request_id END,
+           create_confirmed = CASE WHEN u.is_create THEN false ELSE a.create_confirmed END
+    FROM u JOIN o ON o.id = u.id
+    WHERE a.integration = u.integration AND a.alias = u.alias AND a.generation = u.generation)
+SELECT id FROM o
+"""
+
+
+async def record_delivered_many(conn: Connection, worker: str, items: Sequence[Delivered]) -> set[int]:
+    """``record_delivered`` for several rows, in the caller's transaction: first their aliases are locked in one
+    global order (as ingest writes them), so this never deadlocks with a batch of webhooks; then one statement.
+    Returns the ids of the rows that were still ours. (No two rows of one alias: the claim never has two in flight.)"""
+    if not items:
+        return set()
+    rows = [d.row for d in items]
+    await conn.execute(_LOCK_ALIASES_OF, {"i": [r.integration for r in rows], "a": [r.alias for r in rows]})
+    cur = await conn.execute(
+        _DELIVERED_MANY,
+        {
+            "worker": worker,
+            "id": [r.id for r in rows],
+            "rid": [d.request_id for d in items],
+            "n": [d.attempts for d in items],
+            "is_create": [r.action == "create" for r in rows],
+            "i": [r.integration for r in rows],
+            "a": [r.alias for r in rows],
+            "g": [r.generation for r in rows],
+            "attempt_id": [d.attempt["id"] for d in items],
+            "latency_ms": [d.attempt["latency_ms"] for d in items],
+            "http_status": [d.attempt["http_status"] for d in items],
+            "outcome": [d.attempt["outcome"] for d in items],
+            "reason": [d.attempt["reason"] for d in items],
+            "attempt_rid": [d.attempt["request_id"] for d in items],
+            "snippet": [d.attempt["response_snippet"] for d in items],
+        },
+    )
+    return {int(r["id"]) for r in await cur.fetchall()}
 
 
 _MARK_RETRY = f"""
