@@ -170,7 +170,7 @@ class Worker(WorkerLoop):
         async def write(conn: Connection) -> None:
             await outbox.record_delivered_many(conn, self.name, items)
 
-        await self._durably(f"{len(items)} delivered", write, pipeline=True)
+        await self._durably(f"{len(items)} delivered", write, transaction=False)
         return [None] * len(items)
 
     # --- one row ----------------------------------------------------------------------------------------

@@ -62,9 +62,10 @@ async def open_loop(
     max_connections: int = 256,
     drain: float = 30.0,
     on_tick: Callable[[float], None] | None = None,
+    on_answer: Callable[[int, int], object] | None = None,
 ) -> OpenLoopResult:
     """POST ``body(i)`` to ``url`` at ``rate`` per second for ``duration`` seconds. ``on_tick(elapsed)`` is called
-    about once a second (e.g. to sample the backlog)."""
+    about once a second (e.g. to sample the backlog); ``on_answer(i, status)`` when request i is answered."""
     result = OpenLoopResult(rate, duration)
     client = Http1Client(limit=max_connections, max_body=65536, connect_timeout=10.0)
     tasks: set[asyncio.Task[None]] = set()
@@ -77,6 +78,8 @@ async def open_loop(
             result.statuses[type(exc).__name__] += 1
             return
         result.statuses[str(answer.status)] += 1
+        if on_answer is not None:
+            on_answer(i, answer.status)
         if 200 <= answer.status < 300:
             result.latencies_ms.append((time.monotonic() - due) * 1000)
 

@@ -59,7 +59,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    max_in_flight: int = 16
+    max_in_flight: int = 64
     timeout_seconds: float = 10.0
     max_age_seconds: float = 86400.0
     backoff_base_seconds: float = 1.0

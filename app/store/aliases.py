@@ -9,7 +9,7 @@ from typing import Any
 
 from alertbridge.core.lifecycle import AliasRecord
 from alertbridge.core.plan import AliasWrite
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 
 def lock_key(integration: str, alias: str) -> str:
@@ -163,12 +163,10 @@ INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation,
                           last_action, last_outbox_id)
 SELECT u.integration, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
        u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id
-FROM unnest(%(integration)s::text[], %(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[],
-            %(count)s::int[], %(opened)s::timestamptz[], %(acked)s::timestamptz[], %(closed)s::timestamptz[],
-            %(acked_by)s::text[], %(closed_by)s::text[], %(closed_og)s::bool[], %(action)s::text[],
-            %(outbox)s::bigint[])
-     AS u(integration, alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og,
-          action, outbox_id)
+FROM json_to_recordset(%(rows)s::json)
+     AS u(integration text, alias text, og text, state text, gen int, count int, opened_at timestamptz,
+          acked_at timestamptz, closed_at timestamptz, acked_by text, closed_by text, closed_og bool, action text,
+          outbox_id bigint)
 ORDER BY u.integration, u.alias
 """
 # Rows are locked in (integration, alias) order, as outbox.record_delivered_many locks them: never a deadlock.
@@ -180,27 +178,28 @@ async def write_many(conn: Connection, writes: Sequence[tuple[str, AliasWrite, i
     caller merges the writes of several webhooks to the same alias: a statement may touch a row once)."""
     if not writes:
         return
-    r = [w.record for _, w, _ in writes]
-    await conn.execute(
-        _WRITE_MANY,
-        {
-            "now": now,
-            "integration": [i for i, _, _ in writes],
-            "alias": [w.alias for _, w, _ in writes],
-            "og": [w.opsgenie_alias for _, w, _ in writes],
-            "state": [x.state for x in r],
-            "gen": [x.generation for x in r],
-            "count": [x.count for x in r],
-            "opened": [x.opened_at for x in r],
-            "acked": [x.acknowledged_at for x in r],
-            "closed": [x.closed_at for x in r],
-            "acked_by": [x.acknowledged_by for x in r],
-            "closed_by": [x.closed_by for x in r],
-            "closed_og": [x.closed_in_opsgenie for x in r],
-            "action": [w.last_action for _, w, _ in writes],
-            "outbox": [o for _, _, o in writes],
-        },
-    )
+    rows = []
+    for integration, w, outbox_id in writes:
+        x = w.record
+        rows.append(
+            {
+                "integration": integration,
+                "alias": w.alias,
+                "og": w.opsgenie_alias,
+                "state": x.state,
+                "gen": x.generation,
+                "count": x.count,
+                "opened_at": x.opened_at,
+                "acked_at": x.acknowledged_at,
+                "closed_at": x.closed_at,
+                "acked_by": x.acknowledged_by,
+                "closed_by": x.closed_by,
+                "closed_og": x.closed_in_opsgenie,
+                "action": w.last_action,
+                "outbox_id": outbox_id,
+            }
+        )
+    await conn.execute(_WRITE_MANY, {"now": now, "rows": json_rows(rows)})
 
 
 # --- what delivery learns from OpsGenie ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 from alertbridge.store import targets
 
 STARTED = "started"
@@ -94,11 +94,11 @@ _START_MANY = f"""
 INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, outcome, reason, request_id)
 SELECT u.outbox_id, u.n, u.kind, %(worker)s, u.method, u.url, u.started_at, '{STARTED}',
        'request sent; no answer recorded yet', u.request_id
-FROM unnest(%(outbox_id)s::bigint[], %(n)s::int[], %(kind)s::text[], %(method)s::text[], %(url)s::text[],
-            %(started_at)s::timestamptz[], %(request_id)s::text[], %(target)s::text[]) WITH ORDINALITY
-     AS u(outbox_id, n, kind, method, url, started_at, request_id, target, ord)
+FROM json_to_recordset(%(rows)s::json)
+     AS u(k int, outbox_id bigint, n int, kind text, method text, url text, started_at timestamptz, request_id text,
+          target text)
 WHERE {targets.SEND_ALLOWED.replace("%(target)s", "u.target").replace("%(outbox_id)s", "u.outbox_id")}
-ORDER BY u.ord
+ORDER BY u.k
 RETURNING id, outbox_id
 """
 
@@ -108,20 +108,21 @@ async def start_many(conn: Connection, worker: str, intents: Sequence[Intent]) -
     per outbox row). One attempt id per intent, in order; None where its target takes no request now."""
     if not intents:
         return []
-    cur = await conn.execute(
-        _START_MANY,
+    rows = [
         {
-            "worker": worker,
-            "outbox_id": [i.outbox_id for i in intents],
-            "n": [i.attempt_no for i in intents],
-            "kind": [i.kind for i in intents],
-            "method": [i.method for i in intents],
-            "url": [i.url for i in intents],
-            "started_at": [i.started_at for i in intents],
-            "request_id": [i.request_id for i in intents],
-            "target": [i.target for i in intents],
-        },
-    )
+            "k": k,
+            "outbox_id": i.outbox_id,
+            "n": i.attempt_no,
+            "kind": i.kind,
+            "method": i.method,
+            "url": i.url,
+            "started_at": i.started_at,
+            "request_id": i.request_id,
+            "target": i.target,
+        }
+        for k, i in enumerate(intents)
+    ]
+    cur = await conn.execute(_START_MANY, {"worker": worker, "rows": json_rows(rows)})
     ids = {int(r["outbox_id"]): int(r["id"]) for r in await cur.fetchall()}
     return [ids.get(i.outbox_id) for i in intents]
 

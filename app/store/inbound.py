@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 
 @dataclass(frozen=True)
@@ -197,14 +198,12 @@ _INSERT_MANY = """
 INSERT INTO inbound_events (integration, remote_addr, content_type, headers, query, body, body_size, status,
                             current_status, error, template_sha256, events_count, traceparent, processed_at,
                             template_version_id)
-SELECT u.integration, u.remote_addr, u.content_type, u.headers, u.query, u.body, u.body_size, u.status, u.status,
-       u.error, u.sha, u.n, u.traceparent, now(), u.vid
-FROM unnest(%(integration)s::text[], %(remote_addr)s::text[], %(content_type)s::text[], %(headers)s::jsonb[],
-            %(query)s::jsonb[], %(body)s::bytea[], %(body_size)s::int[], %(status)s::text[], %(error)s::jsonb[],
-            %(sha)s::text[], %(n)s::int[], %(traceparent)s::text[], %(vid)s::bigint[]) WITH ORDINALITY
-     AS u(integration, remote_addr, content_type, headers, query, body, body_size, status, error, sha, n, traceparent,
-          vid, ord)
-ORDER BY u.ord
+SELECT u.integration, u.remote_addr, u.content_type, u.headers, u.query, decode(u.body, 'base64'), u.body_size,
+       u.status, u.status, u.error, u.sha, u.n, u.traceparent, now(), u.vid
+FROM json_to_recordset(%(rows)s::json)
+     AS u(k int, integration text, remote_addr text, content_type text, headers jsonb, query jsonb, body text,
+          body_size int, status text, error jsonb, sha text, n int, traceparent text, vid bigint)
+ORDER BY u.k
 RETURNING id
 """
 
@@ -215,24 +214,32 @@ async def insert_many(conn: Connection, rows: Sequence[NewInbound]) -> Callable[
     cur = await conn.execute(
         _INSERT_MANY,
         {
-            "integration": [r.integration for r in rows],
-            "remote_addr": [r.remote_addr for r in rows],
-            "content_type": [r.content_type for r in rows],
-            "headers": [Jsonb(r.headers) for r in rows],
-            "query": [Jsonb(r.query) for r in rows],
-            "body": [r.body for r in rows],
-            "body_size": [r.body_size for r in rows],
-            "status": [r.status for r in rows],
-            "error": [Jsonb(r.error) if r.error is not None else None for r in rows],
-            "sha": [r.template_sha256 for r in rows],
-            "n": [r.events_count for r in rows],
-            "traceparent": [r.traceparent for r in rows],
-            "vid": [r.template_version_id for r in rows],
+            "rows": json_rows(
+                [
+                    {
+                        "k": k,
+                        "integration": r.integration,
+                        "remote_addr": r.remote_addr,
+                        "content_type": r.content_type,
+                        "headers": r.headers,
+                        "query": r.query,
+                        "body": base64.b64encode(r.body).decode() if r.body is not None else None,
+                        "body_size": r.body_size,
+                        "status": r.status,
+                        "error": r.error,
+                        "sha": r.template_sha256,
+                        "n": r.events_count,
+                        "traceparent": r.traceparent,
+                        "vid": r.template_version_id,
+                    }
+                    for k, r in enumerate(rows)
+                ]
+            )
         },
     )
 
     async def ids() -> list[int]:
-        # Identity values follow the insertion order (ORDER BY u.ord), so sorted ids are the rows' ids in order.
+        # Identity values follow the insertion order (ORDER BY u.k), so sorted ids are the rows' ids in order.
         return sorted(int(r["id"]) for r in await cur.fetchall())
 
     return ids

@@ -20,7 +20,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from alertbridge.core.delivery_rules import AliasNow, CreateFacts, DeadRow, DeliveredRow, ReplayStep, plan_replay
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 from alertbridge.store import targets
 
 NOTIFY_CHANNEL = "alertbridge_outbox"
@@ -122,12 +122,10 @@ INSERT INTO outbox (id, inbound_id, seq, integration, action, alias, opsgenie_al
                     decision, reason, reason_code, traceparent, status)
 SELECT u.id, u.inbound_id, u.seq, u.integration, u.action, u.alias, u.og, u.gen, u.payload, u.cuts, u.decision,
        u.reason, u.code, u.traceparent, u.status
-FROM unnest(%(id)s::bigint[], %(inbound_id)s::bigint[], %(seq)s::smallint[], %(integration)s::text[],
-            %(action)s::text[], %(alias)s::text[], %(og)s::text[], %(gen)s::int[], %(payload)s::jsonb[],
-            %(cuts)s::jsonb[], %(decision)s::text[], %(reason)s::text[], %(code)s::text[], %(traceparent)s::text[],
-            %(status)s::text[])
-     AS u(id, inbound_id, seq, integration, action, alias, og, gen, payload, cuts, decision, reason, code,
-          traceparent, status)
+FROM json_to_recordset(%(rows)s::json)
+     AS u(id bigint, inbound_id bigint, seq smallint, integration text, action text, alias text, og text, gen int,
+          payload jsonb, cuts jsonb, decision text, reason text, code text, traceparent text, status text)
+ORDER BY u.id
 """
 
 
@@ -135,27 +133,29 @@ async def insert_many(conn: Connection, rows: Sequence[BatchRow]) -> None:
     """The outbox rows of a batch of webhooks, with the ids ``reserve_ids`` gave them, in one statement."""
     if not rows:
         return
-    r = [b.row for b in rows]
-    await conn.execute(
-        _INSERT_MANY,
-        {
-            "id": [b.id for b in rows],
-            "inbound_id": [b.inbound_id for b in rows],
-            "integration": [b.integration for b in rows],
-            "traceparent": [b.traceparent for b in rows],
-            "seq": [x.seq for x in r],
-            "action": [x.action for x in r],
-            "alias": [x.alias for x in r],
-            "og": [x.opsgenie_alias for x in r],
-            "gen": [x.generation for x in r],
-            "payload": [Jsonb(x.payload) for x in r],
-            "cuts": [Jsonb(x.cuts) for x in r],
-            "decision": [x.decision for x in r],
-            "reason": [x.reason for x in r],
-            "code": [x.reason_code for x in r],
-            "status": [x.status for x in r],
-        },
-    )
+    data = []
+    for b in rows:
+        x = b.row
+        data.append(
+            {
+                "id": b.id,
+                "inbound_id": b.inbound_id,
+                "seq": x.seq,
+                "integration": b.integration,
+                "action": x.action,
+                "alias": x.alias,
+                "og": x.opsgenie_alias,
+                "gen": x.generation,
+                "payload": x.payload,
+                "cuts": x.cuts,
+                "decision": x.decision,
+                "reason": x.reason,
+                "code": x.reason_code,
+                "traceparent": b.traceparent,
+                "status": x.status,
+            }
+        )
+    await conn.execute(_INSERT_MANY, {"rows": json_rows(data)})
 
 
 async def notify(conn: Connection) -> None:
@@ -334,22 +334,12 @@ class Delivered:
     attempt: dict[str, Any]  # the finished attempt's fields (``attempts.Attempt.__dict__``)
 
 
-_LOCK_ALIASES_OF = """
-SELECT 1 FROM aliases a
-JOIN unnest(%(i)s::text[], %(a)s::text[]) AS k(integration, alias)
-  ON a.integration = k.integration AND a.alias = k.alias
-ORDER BY a.integration, a.alias
-FOR UPDATE OF a
-"""
-
 _DELIVERED_MANY = """
 WITH u AS (
-    SELECT * FROM unnest(%(id)s::bigint[], %(rid)s::text[], %(n)s::int[], %(is_create)s::bool[], %(i)s::text[],
-                         %(a)s::text[], %(g)s::int[], %(attempt_id)s::bigint[], %(latency_ms)s::float8[],
-                         %(http_status)s::int[], %(outcome)s::text[], %(reason)s::text[], %(attempt_rid)s::text[],
-                         %(snippet)s::text[])
-         AS u(id, rid, n, is_create, integration, alias, generation, attempt_id, latency_ms, http_status, outcome,
-              reason, attempt_rid, snippet)),
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+         AS u(id bigint, rid text, n int, is_create bool, integration text, alias text, generation int,
+              attempt_id bigint, latency_ms float8, http_status int, outcome text, reason text, attempt_rid text,
+              snippet text)),
 att AS (
     UPDATE delivery_attempts d SET latency_ms = u.latency_ms, http_status = u.http_status, outcome = u.outcome,
            reason = u.reason, request_id = u.attempt_rid, response_snippet = u.snippet, finished_at = now()
@@ -359,44 +349,48 @@ o AS (
                         last_outcome = 'delivered', last_error = NULL, lease_until = NULL
     FROM u WHERE o.id = u.id AND o.status = 'in_flight' AND o.claimed_by = %(worker)s
     RETURNING o.id),
+locked AS (  -- the aliases' rows locked in (integration, alias) order, as a batch of webhooks writes them
+    SELECT a.integration, a.alias FROM aliases a JOIN u ON a.integration = u.integration AND a.alias = u.alias
+    ORDER BY a.integration, a.alias
+    FOR UPDATE OF a),
 al AS (
     UPDATE aliases a SET last_request_id = u.rid,
            create_request_id = CASE WHEN u.is_create THEN u.rid ELSE a.create_request_id END,
            create_confirmed = CASE WHEN u.is_create THEN false ELSE a.create_confirmed END
-    FROM u JOIN o ON o.id = u.id
+    FROM u JOIN o ON o.id = u.id JOIN locked l ON l.integration = u.integration AND l.alias = u.alias
     WHERE a.integration = u.integration AND a.alias = u.alias AND a.generation = u.generation)
 SELECT id FROM o
 """
 
 
 async def record_delivered_many(conn: Connection, worker: str, items: Sequence[Delivered]) -> set[int]:
-    """``record_delivered`` for several rows, in the caller's transaction: first their aliases are locked in one
-    global order (as ingest writes them), so this never deadlocks with a batch of webhooks; then one statement.
-    Returns the ids of the rows that were still ours. (No two rows of one alias: the claim never has two in flight.)"""
+    """``record_delivered`` for several rows in one statement. Their aliases' rows are locked in one global order
+    (as a batch of webhooks writes them), so this never deadlocks with ingest. Returns the ids of the rows that
+    were still ours. (No two rows of one alias: the claim never has two in flight.)"""
     if not items:
         return set()
-    rows = [d.row for d in items]
-    await conn.execute(_LOCK_ALIASES_OF, {"i": [r.integration for r in rows], "a": [r.alias for r in rows]})
-    cur = await conn.execute(
-        _DELIVERED_MANY,
-        {
-            "worker": worker,
-            "id": [r.id for r in rows],
-            "rid": [d.request_id for d in items],
-            "n": [d.attempts for d in items],
-            "is_create": [r.action == "create" for r in rows],
-            "i": [r.integration for r in rows],
-            "a": [r.alias for r in rows],
-            "g": [r.generation for r in rows],
-            "attempt_id": [d.attempt["id"] for d in items],
-            "latency_ms": [d.attempt["latency_ms"] for d in items],
-            "http_status": [d.attempt["http_status"] for d in items],
-            "outcome": [d.attempt["outcome"] for d in items],
-            "reason": [d.attempt["reason"] for d in items],
-            "attempt_rid": [d.attempt["request_id"] for d in items],
-            "snippet": [d.attempt["response_snippet"] for d in items],
-        },
-    )
+    rows = []
+    for d in items:
+        r, a = d.row, d.attempt
+        rows.append(
+            {
+                "id": r.id,
+                "rid": d.request_id,
+                "n": d.attempts,
+                "is_create": r.action == "create",
+                "integration": r.integration,
+                "alias": r.alias,
+                "generation": r.generation,
+                "attempt_id": a["id"],
+                "latency_ms": a["latency_ms"],
+                "http_status": a["http_status"],
+                "outcome": a["outcome"],
+                "reason": a["reason"],
+                "attempt_rid": a["request_id"],
+                "snippet": a["response_snippet"],
+            }
+        )
+    cur = await conn.execute(_DELIVERED_MANY, {"worker": worker, "rows": json_rows(rows)})
     return {int(r["id"]) for r in await cur.fetchall()}
 
 
