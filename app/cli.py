@@ -125,18 +125,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers <= 1:
         return _serve_process(args, config, bridge, url, demo, host, port, index=0)
     from alertbridge import metrics
-    from alertbridge.supervisor import run_processes
-    from alertbridge.web.server import uvicorn_config
+    from alertbridge.supervisor import reuseport_socket, run_processes
 
-    sock = uvicorn_config(None, config.server, host=host, port=port).bind_socket()
+    try:
+        probe = reuseport_socket(host, port, listen=False)  # the address is free (or ours): say so before forking
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    deliver = not args.no_worker
+
+    def child(index: int) -> int:
+        if index == workers:  # the delivery process (the kernel gives it its share of the CPU)
+            asyncio.run(_deliver(args, config, bridge, url, None))
+            return 0
+        sock = reuseport_socket(host, port)
+        return _serve_process(args, config, bridge, url, demo, host, port, index=index, sock=sock)
+
     try:
         return run_processes(
-            workers,
-            lambda index: _serve_process(args, config, bridge, url, demo, host, port, index=index, sock=sock),
-            on_exit=metrics.process_exited,
+            workers + (1 if deliver else 0), child, on_exit=metrics.process_exited, on_started=probe.close
         )
     finally:
-        sock.close()
+        probe.close()
 
 
 def _shared_metrics_dir() -> None:
@@ -170,8 +179,8 @@ def _serve_process(
     index: int,
     sock: Any = None,
 ) -> int:
-    """One serving process: the app (the delivery worker and the demo's console user in the first only), uvicorn on
-    ``sock`` (shared by several processes) or on host:port."""
+    """One serving process: the app, uvicorn on ``sock`` (one of several on the same address) or on host:port.
+    Alone, it delivers too (unless --no-worker); one of several (``sock``) leaves delivery to a process of its own."""
     from alertbridge import settings
     from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
@@ -195,7 +204,7 @@ def _serve_process(
         app = build_app(
             bridge,
             url,
-            run_worker=not args.no_worker and index == 0,
+            run_worker=not args.no_worker and sock is None,
             emulator=emulator,
             demo=demo,
             secret_key=_secret_key(),
@@ -277,6 +286,19 @@ def _config_reloader(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    loaded = _load_config(args)
+    host = args.metrics_host or loaded[0].worker.metrics_host
+    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
+    http = _MetricsServer(host, port)
+    http.bind()  # before the database and migrations: a port in use is a one-line error
+    config, bridge, url, _ = _prepare(args, loaded)
+    asyncio.run(_deliver(args, config, bridge, url, http))
+    return 0
+
+
+async def _deliver(args: argparse.Namespace, config: Any, bridge: Any, url: str, http: _MetricsServer | None) -> None:
+    """The delivery worker until SIGTERM/SIGINT: `alertbridge worker` (with its metrics server ``http``), or the
+    delivery process of `serve --workers N` (none: the serving processes expose its metrics)."""
     from alertbridge.main import (
         apply_config,
         build_worker,
@@ -290,51 +312,42 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from alertbridge.registry import Registry
     from alertbridge.secretbox import SecretBox, SecretKeyError
 
-    loaded = _load_config(args)
-    host = args.metrics_host or loaded[0].worker.metrics_host
-    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
-    http = _MetricsServer(host, port)
-    http.bind()  # before the database and migrations: a port in use is a one-line error
-    config, bridge, url, _ = _prepare(args, loaded)
     try:
         box = SecretBox.from_env(_secret_key())
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
     reload_config = _config_reloader(args)
-
-    async def run() -> None:
-        db = worker_database(url, config)
-        await db.open()
-        registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
-        worker = build_worker(bridge, db)
-        follower = None
-        rdb = registry_database(url)  # the registry polls on a connection of its own
-        try:
-            await sync_integrations(db, bridge)
-            await registry.reload(db, force=True)
-            follow_targets(registry, worker)
-            await rdb.open()
-            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker.stop)
-            on_sighup(lambda: apply_config(db, registry, reload_config))
-            log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
+    db = worker_database(url, config)
+    await db.open()
+    registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
+    worker = build_worker(bridge, db)
+    follower = None
+    rdb = registry_database(url)  # the registry polls on a connection of its own
+    try:
+        await sync_integrations(db, bridge)
+        await registry.reload(db, force=True)
+        follow_targets(registry, worker)
+        await rdb.open()
+        follower = asyncio.create_task(registry.follow(rdb, rdb.url))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        on_sighup(lambda: apply_config(db, registry, reload_config))
+        log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
+        if http is not None:
             await http.start(build_worker_app(db, worker, config.worker.stuck_after_seconds))
-            await worker.run_forever()
-        finally:
+        await worker.run_forever()
+    finally:
+        if http is not None:
             await http.stop()
-            if follower is not None:
-                follower.cancel()
-                await asyncio.gather(follower, return_exceptions=True)
-            await rdb.close()
-            await worker.client.aclose()
-            await db.close()
-            if bridge.http is not None:
-                await bridge.http.aclose()
-
-    asyncio.run(run())
-    return 0
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        await rdb.close()
+        await worker.client.aclose()
+        await db.close()
+        if bridge.http is not None:
+            await bridge.http.aclose()
 
 
 class _MetricsServer:

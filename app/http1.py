@@ -126,6 +126,8 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, head: bytes, body: bytes | None) -> Answer:
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise httpx.RemoteProtocolError("the connection was closed before the request was sent")
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         self._headers, self._body, self._size, self._headers_done = {}, [], 0, False

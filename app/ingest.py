@@ -132,25 +132,35 @@ def _history_entry(e: PlannedEvent, inbound_id: int, outbox_id: int | None) -> h
 
 #: A webhook is rendered on the event loop (no thread hop; and no render thread holding the GIL while the loop's
 #: database calls wait to get it back) within this budget. A render that exceeds it is started again in a thread
-#: with the integration's full time limit (templates are pure: rendering twice is harmless), and that template
-#: renders in a thread for ``SLOW_FOR`` seconds: a slow template never holds other webhooks for longer than this.
+#: with the integration's full time limit (templates are pure: rendering twice is harmless); when that render
+#: really needed more CPU than the budget (not merely a process that was not scheduled for a while), its template
+#: renders in a thread for ``SLOW_FOR`` seconds. A slow template never holds other webhooks for longer than this.
 INLINE_BUDGET = 0.05
 SLOW_FOR = 60.0
 _slow_until: dict[str, float] = {}  # template sha256 -> monotonic time until which it renders in a thread
+
+
+def _prepare_timed(route: Route, inbound: Inbound) -> tuple[Prepared, float]:
+    started = time.thread_time()
+    prepared = prepare(route, inbound)
+    return prepared, time.thread_time() - started
 
 
 async def prepare_async(route: Route, inbound: Inbound) -> Prepared:
     """``prepare`` without blocking the event loop for longer than ``INLINE_BUDGET``."""
     sha = route.template.sha256
     limits = route.render_limits
-    if _slow_until.get(sha, 0.0) <= time.monotonic():
-        if limits.timeout_seconds <= INLINE_BUDGET:
-            return prepare(route, inbound)
-        prepared = prepare(route, inbound, replace(limits, timeout_seconds=INLINE_BUDGET))
-        if prepared.error is None or prepared.error.get("kind") != "timeout":
-            return prepared
+    if _slow_until.get(sha, 0.0) > time.monotonic():
+        return await anyio.to_thread.run_sync(prepare, route, inbound)
+    if limits.timeout_seconds <= INLINE_BUDGET:
+        return prepare(route, inbound)
+    prepared = prepare(route, inbound, replace(limits, timeout_seconds=INLINE_BUDGET))
+    if prepared.error is None or prepared.error.get("kind") != "timeout":
+        return prepared
+    prepared, cpu = await anyio.to_thread.run_sync(_prepare_timed, route, inbound)
+    if cpu > INLINE_BUDGET:
         _slow_until[sha] = time.monotonic() + SLOW_FOR
-    return await anyio.to_thread.run_sync(prepare, route, inbound)
+    return prepared
 
 
 async def _apply(

@@ -84,12 +84,15 @@ class Bench:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     server: str = ""
     delivery: str = ""
+    profile: bool = False  # py-spy (from PyPI) records the bridge's processes during the measured part of a stage
+    profiles: dict[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"  # serve's default: one access-log line per request, as in production
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env["ALERTBRIDGE_DATABASE_URL"] = self.db_url
-        env["ALERTBRIDGE_LOG_LEVEL"] = "WARNING"
+        env["ALERTBRIDGE_LOG_LEVEL"] = self.log_level
         return env
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -171,6 +174,36 @@ class Bench:
             return [proc.pid] + [c.pid for c in p.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
+
+
+class Profiler:
+    """``py-spy record --gil`` on each pid for ``seconds`` (only with --profile); ``summary()`` gives the flame
+    summary in text (bench/flame.py): where the Python time of each process went."""
+
+    def __init__(self, b: Bench, name: str, pids: list[int], seconds: float) -> None:
+        self.b, self.name = b, name
+        self.procs: list[tuple[int, Path, subprocess.Popen[bytes]]] = []
+        spy = Path(sys.executable).with_name("py-spy")
+        if not b.profile or not spy.exists():
+            return
+        for pid in pids:
+            out = b.tmp / f"profile-{name}-{pid}.txt"
+            argv = [str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200", "--gil"]
+            argv += ["-f", "raw", "-o", str(out)]
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append((pid, out, proc))
+
+    def finish(self) -> None:
+        from flame import summarize
+
+        for pid, out, proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            if out.exists():
+                self.b.profiles[f"{self.name} (pid {pid})"] = summarize(out.read_text().splitlines(), top=30)
 
 
 def wait_http(url: str, what: str, timeout: float = 90) -> None:
@@ -453,9 +486,11 @@ def stage_ingest(b: Bench, *, processes: int, connections: int = 32, label: str 
     split = CpuSplit(b, pids)
     sampler = Sampler(b)
     sampler()
+    spy = Profiler(b, f"ingest-{label or processes}", pids[1:] if processes > 1 else pids, duration - 2)
     result = sampler.run_while(lambda: wrk(f"{b.base}/webhooks/alertmanager", connections, duration, f"s{processes}"))
     sampler()
     cores = split.cores()
+    spy.finish()
     cpu = cores["serve"] * split.seconds
     rss = [psutil.Process(p).memory_info().rss / 2**20 for p in pids if psutil.pid_exists(p)]
     other = load.other()
@@ -520,8 +555,11 @@ def stage_delivery(b: Bench, delivery: str = "") -> dict[str, Any]:
     load = Load()
     worker = b.start_worker()
     t0 = time.monotonic()
+    time.sleep(1.5)  # past the worker's start-up (imports), which is not what the profile is for
+    spy = Profiler(b, "delivery", [worker.pid], 3 if b.quick else 10)
     drained = drain(b, 600)
     seconds = time.monotonic() - t0
+    spy.finish()
     cpu = cpu_of([worker.pid])
     rss = psutil.Process(worker.pid).memory_info().rss / 2**20
     other = load.other()
@@ -555,6 +593,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(STAGES), help=f"comma-separated stages of {', '.join(STAGES)}")
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to S s for other load < 0.3 cores")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, pgdata)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the bridge during ingest and delivery stages")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--scale-aliases", type=int, default=1_000_000)
     parser.add_argument("--scale-rows", type=int, default=10_000_000, help="outbox + alias_history rows")
@@ -567,7 +606,7 @@ def main() -> int:
 
     from stages import STAGE_FUNCTIONS, table
 
-    b = Bench(Path(tempfile.mkdtemp(prefix="alertbridge-run-")), quick=args.quick)
+    b = Bench(Path(tempfile.mkdtemp(prefix="alertbridge-run-")), quick=args.quick, profile=args.profile)
     result: dict[str, Any] = {"machine": faultlib.machine(), "args": vars(args), "stages": {}}
     if args.wait_quiet:
         result["other_load_before"] = quiet_machine(0.3, args.wait_quiet)
@@ -586,6 +625,7 @@ def main() -> int:
             shutil.rmtree(b.tmp, ignore_errors=True)
         else:
             log(f"kept {b.tmp}")
+    result["profiles"] = b.profiles
     path = faultlib.write_result("run", result)
     print(table(result))
     log(f"results: {path}")
