@@ -142,10 +142,16 @@ class Worker(WorkerLoop):
                 delay = min(delay * 2, 1.0)
 
     async def _commit(
-        self, row_id: int, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
+        self,
+        row_id: int,
+        what: str,
+        fn: Callable[[Connection], Awaitable[T]],
+        *,
+        transaction: bool = True,
+        pipeline: bool = False,
     ) -> T:
         """``_durably``, shielded from cancellation: once an answer is being recorded, a shutdown waits for it."""
-        return await self._shielded(row_id, self._durably(what, fn, transaction=transaction))
+        return await self._shielded(row_id, self._durably(what, fn, transaction=transaction, pipeline=pipeline))
 
     async def _shielded(self, row_id: int, work: Awaitable[T]) -> T:
         task: asyncio.Task[T] = asyncio.ensure_future(work)
@@ -312,7 +318,8 @@ class Worker(WorkerLoop):
                 )
             return True  # processed, unknown, or waited as long as max_age allows: send
 
-        go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx)
+        # In pipeline mode: its statements (finish the attempt, confirm the create) go in one round trip.
+        go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx, pipeline=True)
         metrics.attempt_recorded(row.integration, row.action, attempt)
         return go_ahead
 

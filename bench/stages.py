@@ -20,6 +20,7 @@ from run import (
     HEADERS,
     Bench,
     Load,
+    Profiler,
     Sampler,
     drain,
     stage_delivery,
@@ -131,13 +132,13 @@ def _wait_alerts(b: Bench, key: str, want: int, timeout: float) -> tuple[float |
     return None, n
 
 
-def stage_storm(b: Bench, args: Any) -> dict[str, Any]:
+def stage_storm(b: Bench, args: Any, processes: int = 1) -> dict[str, Any]:
     exe = alertmanager_binary()
     if exe is None:
         return {"skipped": "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"}
     alerts, groups = (2000, 20) if b.quick else (10000, 100)
     b.reset()
-    b.serve()
+    b.serve(workers=processes)
     aport = free_port()
     am_dir = b.tmp / "alertmanager"
     am_dir.mkdir(exist_ok=True)
@@ -179,10 +180,12 @@ def stage_storm(b: Bench, args: Any) -> dict[str, Any]:
         opened_total = (fired + opened) if opened is not None else None
         drain(b, 120)
         t1 = time.monotonic()
+        spy = Profiler(b, f"storm-close-{processes}", b.pids("serve")[-processes:], 10 if b.quick else 20)
         for chunk in batch(datetime.now(UTC) - timedelta(seconds=1)):
             httpx.post(f"{api}/alerts", json=chunk, timeout=60).raise_for_status()
         resolved_sent = time.monotonic() - t1
         closed, n_closed = sampler.run_while(lambda: _wait_alerts(b, "closed", alerts, 180))
+        spy.finish()
         closed_total = (resolved_sent + closed) if closed is not None else None
         other = load.other()
         with b.db() as db:
@@ -191,6 +194,7 @@ def stage_storm(b: Bench, args: Any) -> dict[str, Any]:
     finally:
         b.stop("alertmanager")
     return {
+        "processes": processes,
         "alertmanager": version,
         "alerts": alerts,
         "groups": groups,
@@ -202,6 +206,7 @@ def stage_storm(b: Bench, args: Any) -> dict[str, Any]:
         "largest_webhook_alerts": webhooks[1] if webhooks else None,
         "emulator_requests": counts["requests"],
         "backlog_max": max((r["backlog"] for r in sampler.rows), default=0),
+        "samples": sampler.rows,
         "other_load": other,
     }
 
@@ -345,7 +350,7 @@ STAGE_FUNCTIONS = {
     "ingest": _remember("ingest", _ingest_all),
     "delivery": _remember("delivery", lambda b, a: stage_delivery(b)),
     "latency": _remember("latency", stage_latency),
-    "storm": _remember("storm", stage_storm),
+    "storm": _remember("storm", lambda b, a: {"1": stage_storm(b, a, 1), "2": stage_storm(b, a, 2)}),
     "scale": _remember("scale", lambda b, a: stage_scale(b, a, (_RESULTS.get("ingest") or {}).get("1"))),
     "soak": _remember("soak", stage_soak),
 }
@@ -466,11 +471,12 @@ def table(result: dict[str, Any]) -> str:
                 c2.get("other_load"),
             )
         )
-    st = s.get("storm")
-    if st and "skipped" not in st:
+    for n, st in sorted((s.get("storm") or {}).items()):
+        if not isinstance(st, dict) or "skipped" in st:
+            continue
         rows.append(
             (
-                "4",
+                f"4 ({n} proc)",
                 f"storm: {st['alerts']:,} alerts, {st['groups']} groups (Alertmanager {st['alertmanager']}): open s",
                 st["all_open_s"],
                 "≤ 30",
@@ -478,7 +484,9 @@ def table(result: dict[str, Any]) -> str:
                 st["other_load"],
             )
         )
-        rows.append(("4", "… after they resolve: all closed, s", st["all_closed_s"], "≤ 30", "–", st["other_load"]))
+        rows.append(
+            (f"4 ({n} proc)", "… after they resolve: all closed, s", st["all_closed_s"], "≤ 30", "–", st["other_load"])
+        )
     sc = s.get("scale")
     if sc:
         rows.append(
