@@ -112,6 +112,75 @@ def _prepare(args: argparse.Namespace, loaded: tuple[Any, bool] | None = None) -
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
+    loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
+    host = args.host or loaded[0].server.host
+    port = args.port or loaded[0].server.port
+    workers = args.workers or loaded[0].server.workers
+    if workers > 1 and (loaded[1] or args.mount_emulator):
+        raise CliError("--workers > 1 cannot serve the mounted emulator (the demo): each process would have its own")
+    if workers > 1:
+        _shared_metrics_dir()  # before the metrics module is imported (by _prepare)
+    config, bridge, url, demo = _prepare(args, loaded)
+    if workers <= 1:
+        return _serve_process(args, config, bridge, url, demo, host, port, index=0)
+    from alertbridge import metrics
+    from alertbridge.supervisor import reuseport_socket, run_processes
+
+    try:
+        probe = reuseport_socket(host, port, listen=False)  # the address is free (or ours): say so before forking
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    deliver = not args.no_worker
+
+    def child(index: int) -> int:
+        if index == workers:  # the delivery process (the kernel gives it its share of the CPU)
+            asyncio.run(_deliver(args, config, bridge, url, None))
+            return 0
+        sock = reuseport_socket(host, port)
+        return _serve_process(args, config, bridge, url, demo, host, port, index=index, sock=sock)
+
+    try:
+        return run_processes(
+            workers + (1 if deliver else 0), child, on_exit=metrics.process_exited, on_started=probe.close
+        )
+    finally:
+        probe.close()
+
+
+def _shared_metrics_dir() -> None:
+    """Several serve processes sum their metrics through PROMETHEUS_MULTIPROC_DIR (docs/operations/metrics.md):
+    made here (and removed at exit) unless the environment names one."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    if "alertbridge.metrics" in sys.modules:  # too late to switch (only when called from within a process)
+        log.warning("serve --workers: metrics stay per process (PROMETHEUS_MULTIPROC_DIR was not set at start)")
+        return
+    folder = tempfile.mkdtemp(prefix="alertbridge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(folder, ignore_errors=True))
+
+
+def _serve_process(
+    args: argparse.Namespace,
+    config: Any,
+    bridge: Any,
+    url: str,
+    demo: bool,
+    host: str,
+    port: int,
+    *,
+    index: int,
+    sock: Any = None,
+) -> int:
+    """One serving process: the app, uvicorn on ``sock`` (one of several on the same address) or on host:port.
+    Alone, it delivers too (unless --no-worker); one of several (``sock``) leaves delivery to a process of its own."""
     from alertbridge import settings
     from alertbridge.config import DEMO_API_KEY
     from alertbridge.emulator import build_app as build_emulator
@@ -120,11 +189,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from alertbridge.web.server import serve as serve_forever
     from alertbridge.web.server import uvicorn_config
 
-    # The demo's emulator URL needs the address; a config file's [server] gives it when flags do not.
-    loaded = _load_config(args, host=args.host or "127.0.0.1", port=args.port or 8080)
-    host = args.host or loaded[0].server.host
-    port = args.port or loaded[0].server.port
-    config, bridge, url, demo = _prepare(args, loaded)
     emulator = None
     if demo or args.mount_emulator:
         # The demo wires OpsGenie's other half too: the emulator calls back to this bridge, as a human's ack would.
@@ -140,16 +204,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(
             bridge,
             url,
-            run_worker=not args.no_worker,
+            run_worker=not args.no_worker and sock is None,
             emulator=emulator,
             demo=demo,
             secret_key=_secret_key(),
             reload_config=_config_reloader(args),
-            on_started=_demo_admin(host, port) if demo else None,
+            on_started=_demo_admin(host, port) if demo and index == 0 else None,
         )
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
-    if demo:
+    if demo and index == 0:
         log.info(
             "demo mode: no config file; integrations %s (token 'demo-token') deliver to the emulator at "
             "http://%s:%s/emulator",
@@ -169,7 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = process.graceful_server(uv)
-    asyncio.run(serve_forever(server))
+    asyncio.run(serve_forever(server, sockets=[sock] if sock is not None else None))
     # A graceful shutdown on SIGTERM exits 0 (what service managers expect), on SIGINT 130 (a shell's Ctrl-C).
     return 128 + signal.SIGINT if signal.SIGINT in server.stopped_by else 0
 
@@ -222,6 +286,19 @@ def _config_reloader(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    loaded = _load_config(args)
+    host = args.metrics_host or loaded[0].worker.metrics_host
+    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
+    http = _MetricsServer(host, port)
+    http.bind()  # before the database and migrations: a port in use is a one-line error
+    config, bridge, url, _ = _prepare(args, loaded)
+    asyncio.run(_deliver(args, config, bridge, url, http))
+    return 0
+
+
+async def _deliver(args: argparse.Namespace, config: Any, bridge: Any, url: str, http: _MetricsServer | None) -> None:
+    """The delivery worker until SIGTERM/SIGINT: `alertbridge worker` (with its metrics server ``http``), or the
+    delivery process of `serve --workers N` (none: the serving processes expose its metrics)."""
     from alertbridge.main import (
         apply_config,
         build_worker,
@@ -236,55 +313,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from alertbridge.secretbox import SecretBox, SecretKeyError
     from alertbridge.sweeper import Sweeper
 
-    loaded = _load_config(args)
-    host = args.metrics_host or loaded[0].worker.metrics_host
-    port = loaded[0].worker.metrics_port if args.metrics_port is None else args.metrics_port
-    http = _MetricsServer(host, port)
-    http.bind()  # before the database and migrations: a port in use is a one-line error
-    config, bridge, url, _ = _prepare(args, loaded)
     try:
         box = SecretBox.from_env(_secret_key())
     except SecretKeyError as exc:
         raise CliError(str(exc)) from None
     reload_config = _config_reloader(args)
-
-    async def run() -> None:
-        db = worker_database(url, config)
-        await db.open()
-        registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
-        worker = build_worker(bridge, db)
-        follower = sweeping = None
-        sweeper = Sweeper(db, registry, config, worker=worker, stuck_after=config.worker.stuck_after_seconds)
-        rdb = registry_database(url)  # the registry polls on a connection of its own
-        try:
-            await sync_integrations(db, bridge)
-            await registry.reload(db, force=True)
-            follow_targets(registry, worker)
-            await rdb.open()
-            follower = asyncio.create_task(registry.follow(rdb, rdb.url))
-            sweeping = asyncio.create_task(sweeper.run_forever())  # the policies' background work (app/sweeper.py)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker.stop)
-            on_sighup(lambda: apply_config(db, registry, reload_config))
-            log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
+    db = worker_database(url, config)
+    await db.open()
+    registry = Registry(config, initial=bridge.snapshot, http=bridge.http, box=box)
+    worker = build_worker(bridge, db)
+    follower = sweeping = None
+    sweeper = Sweeper(db, registry, config, worker=worker, stuck_after=config.worker.stuck_after_seconds)
+    rdb = registry_database(url)  # the registry polls on a connection of its own
+    try:
+        await sync_integrations(db, bridge)
+        await registry.reload(db, force=True)
+        follow_targets(registry, worker)
+        await rdb.open()
+        follower = asyncio.create_task(registry.follow(rdb, rdb.url))
+        sweeping = asyncio.create_task(sweeper.run_forever())  # the policies' background work (app/sweeper.py)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        on_sighup(lambda: apply_config(db, registry, reload_config))
+        log.info("worker %s delivering for %s", worker.name, ", ".join(worker.targets) or "no integrations")
+        if http is not None:
             await http.start(build_worker_app(db, worker, config.worker.stuck_after_seconds))
-            await worker.run_forever()
-        finally:
+        await worker.run_forever()
+    finally:
+        if http is not None:
             await http.stop()
-            for task in (follower, sweeping):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-            await sweeper.aclose()
-            await rdb.close()
-            await worker.client.aclose()
-            await db.close()
-            if bridge.http is not None:
-                await bridge.http.aclose()
-
-    asyncio.run(run())
-    return 0
+        for task in (follower, sweeping):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await sweeper.aclose()
+        await rdb.close()
+        await worker.client.aclose()
+        await db.close()
+        if bridge.http is not None:
+            await bridge.http.aclose()
 
 
 class _MetricsServer:
@@ -607,6 +675,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="listen address (default: [server].host, 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default: [server].port, 8080)")
     s.add_argument("--no-worker", action="store_true", help="only receive; run `alertbridge worker` elsewhere")
+    s.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 65),
+        metavar="N",
+        help="serving processes sharing the port (default: [server].workers, 1); the first one delivers",
+    )
     s.add_argument("--no-migrate", action="store_true", help="do not apply database migrations at start-up")
     s.add_argument("--mount-emulator", action="store_true", help="also serve the OpsGenie emulator at /emulator")
     s.set_defaults(func=cmd_serve)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import select
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,24 @@ class DatabaseUnavailable(Exception):
     """No working connection within the wait budget while the pool is not full: Postgres cannot be reached."""
 
 
+async def check_connection(conn: Connection) -> None:
+    """The pool's check of a connection it hands out. psycopg_pool's own check is a round trip to the server at every
+    checkout; here a connection whose socket has nothing to read is handed out as it is, and only one the server has
+    written to while it was idle (a termination notice, or the end of the connection: Postgres stopped, restarted,
+    or the backend was terminated) gets that round trip — which fails, and the pool replaces the connection. A
+    statement on a connection that dies later fails as it always could, and is answered as the database being
+    unavailable."""
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.OperationalError:
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)  # closed: let the pool's check say so
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+
+
 class Database:
     """One pool of connections to one database. Build it, ``await open()``, use it, ``await close()``."""
 
@@ -87,7 +108,7 @@ class Database:
                 "connect_timeout": max(1, round(connect_timeout)),
                 "application_name": name,
             },
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            check=check_connection,
             reconnect_timeout=0,  # keep trying to reconnect for as long as the process lives
         )
 
@@ -151,6 +172,29 @@ class Database:
         """A pooled connection inside one transaction: committed when the block ends, rolled back on error."""
         async with self.connection() as conn, conn.transaction():
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self, timeout: float | None = None) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction in pipeline mode: statements are sent without waiting for
+        each other; a round trip happens only when a result is read, and at the end, where COMMIT travels with the
+        last statements. Any error of any statement rolls the whole transaction back (raised at the end or at the
+        read that follows it)."""
+        async with self.connection(timeout) as conn, conn.pipeline(), conn.transaction():
+            yield conn
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows for ``json_to_recordset(%(rows)s::json) AS u(col type, ...)``: the set-based statements of a batch take
+    all their rows as ONE JSON parameter. Serialising a batch with the json module (C) is several times cheaper than
+    psycopg dumping one array per column (its array dumper quotes and escapes every element in Python, which was the
+    largest single cost of a batch). datetime values become ISO 8601 strings (read back as timestamptz)."""
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
 
 
 def is_busy(exc: BaseException) -> bool:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from alertbridge import logs, metrics, pacing
+from alertbridge.coalesce import Coalescer
 from alertbridge.core.circuit import CircuitPolicy, Signal, after_response, signal, target_key
 from alertbridge.core.delivery_rules import ACTIONS_NEEDING_AN_ALERT, Precheck, before_send
 from alertbridge.core.policies import Bucket
@@ -111,17 +112,25 @@ class Worker(WorkerLoop):
         self._next_probe_check = 0.0
         # Told how long the rows just claimed waited (serve: the ingest gate, so delivery keeps its share).
         self.on_lag: Callable[[float], None] | None = None
+        # Intent rows and delivered outcomes of rows in flight together are written together (one statement each).
+        self._intents: Coalescer[attempts.Intent, int | None] = Coalescer(self._start_intents)
+        self._delivered: Coalescer[outbox.Delivered, None] = Coalescer(self._record_delivered)
 
     # --- the database, durably ----------------------------------------------------------------------------
 
-    async def _durably(self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True) -> T:
-        """Run ``fn`` in one transaction (or in autocommit: a single statement, or reads); when the database blinks,
-        retry for up to ``record_retry`` seconds (every step is safe to repeat) instead of leaving the row to its
-        lease."""
+    async def _durably(
+        self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True, pipeline: bool = False
+    ) -> T:
+        """Run ``fn`` in one transaction (``pipeline``: in pipeline mode; or in autocommit: a single statement, or
+        reads); when the database blinks, retry for up to ``record_retry`` seconds (every step is safe to repeat)
+        instead of leaving the row to its lease."""
         deadline = time.monotonic() + self.options.record_retry
         delay = 0.05
         while True:
             try:
+                if pipeline:
+                    async with self.db.pipeline() as conn:
+                        return await fn(conn)
                 if not transaction:
                     async with self.db.connection() as conn:
                         return await fn(conn)
@@ -135,10 +144,19 @@ class Worker(WorkerLoop):
                 delay = min(delay * 2, 1.0)
 
     async def _commit(
-        self, row_id: int, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
+        self,
+        row_id: int,
+        what: str,
+        fn: Callable[[Connection], Awaitable[T]],
+        *,
+        transaction: bool = True,
+        pipeline: bool = False,
     ) -> T:
         """``_durably``, shielded from cancellation: once an answer is being recorded, a shutdown waits for it."""
-        task: asyncio.Task[T] = asyncio.create_task(self._durably(what, fn, transaction=transaction))
+        return await self._shielded(row_id, self._durably(what, fn, transaction=transaction, pipeline=pipeline))
+
+    async def _shielded(self, row_id: int, work: Awaitable[T]) -> T:
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
         self._recording[row_id] = task  # type: ignore[assignment]
 
         def done(t: asyncio.Task[T]) -> None:
@@ -149,6 +167,19 @@ class Worker(WorkerLoop):
 
         task.add_done_callback(done)
         return await asyncio.shield(task)
+
+    async def _start_intents(self, intents: list[attempts.Intent]) -> list[int | None]:
+        async def write(conn: Connection) -> list[int | None]:
+            return await attempts.start_many(conn, self.name, intents)
+
+        return await self._durably(f"{len(intents)} intents", write, transaction=False)
+
+    async def _record_delivered(self, items: list[outbox.Delivered]) -> list[None]:
+        async def write(conn: Connection) -> None:
+            await outbox.record_delivered_many(conn, self.name, items)
+
+        await self._durably(f"{len(items)} delivered", write, transaction=False)
+        return [None] * len(items)
 
     # --- one row ----------------------------------------------------------------------------------------
 
@@ -167,21 +198,9 @@ class Worker(WorkerLoop):
         None (no call made) when the target takes no request now — the row has been put back in the queue."""
         started = datetime.now(UTC)
 
-        async def intent(conn: Connection) -> int | None:
-            return await attempts.start(
-                conn,
-                row.id,
-                attempt_no,
-                self.name,
-                target=target.key,
-                kind=kind,
-                method=request.method,
-                url=request.url,
-                started_at=started,
-                request_id=request_id,
-            )
-
-        attempt_id = await self._durably(f"outbox {row.id}: intent", intent, transaction=False)
+        attempt_id = await self._intents(
+            attempts.Intent(row.id, attempt_no, target.key, kind, request.method, request.url, started, request_id)
+        )
         if attempt_id is None:
             await self._held(row, target)
             return None
@@ -304,7 +323,8 @@ class Worker(WorkerLoop):
                 )
             return True  # processed, unknown, or waited as long as max_age allows: send
 
-        go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx)
+        # In pipeline mode: its statements (finish the attempt, confirm the create) go in one round trip.
+        go_ahead = await self._commit(row.id, f"outbox {row.id}: status check", tx, pipeline=True)
         metrics.attempt_recorded(row.integration, row.action, attempt)
         return go_ahead
 
@@ -365,13 +385,10 @@ class Worker(WorkerLoop):
             delay = next_retry(outcome.kind, n, row.age, self.options.retry, retry_after=outcome.retry_after)
 
         if outcome.kind == "delivered" and attempt is not None and not (row.target_dirty or row.probe):
-            # The common path: one statement, no transaction (and no write to the target: it has nothing to reset).
-            async def delivered(conn: Connection) -> None:
-                await outbox.record_delivered(
-                    conn, row, request_id=outcome.request_id, attempts=n, worker=self.name, attempt=attempt.__dict__
-                )
-
-            await self._commit(row.id, f"outbox {row.id}: record", delivered, transaction=False)
+            # The common path: recorded with the other rows delivered meanwhile, in one statement (and no write to
+            # the target: it has nothing to reset).
+            item = outbox.Delivered(row, outcome.request_id, n, attempt.__dict__)
+            await self._shielded(row.id, self._delivered(item))
             metrics.attempt_recorded(row.integration, row.action, attempt)
             metrics.delivered(row)
             return

@@ -7,7 +7,8 @@ Replay and preview (``alertbridge render``, the console) go through the same ``p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import anyio.to_thread
 
 from alertbridge import metrics
-from alertbridge.core.plan import Plan, PlanSpec, alias_keys, plan
+from alertbridge.core.lifecycle import AliasRecord, Reason
+from alertbridge.core.plan import AliasWrite, GenerationWrite, Plan, PlannedEvent, PlanSpec, alias_keys, plan
 from alertbridge.core.policies import NO_POLICIES, Policies
 from alertbridge.db import Connection, Database
 from alertbridge.filters import PRIORITY_OVERRIDES
@@ -70,8 +72,8 @@ class Prepared:
     error: dict[str, Any] | None = None
 
 
-def prepare(route: Route, inbound: Inbound) -> Prepared:
-    """Parse, render and validate (CPU only, no I/O)."""
+def prepare(route: Route, inbound: Inbound, limits: RenderLimits | None = None) -> Prepared:
+    """Parse, render and validate (CPU only, no I/O). ``limits``: instead of the route's (a shorter time limit)."""
     try:
         payload = parse_json_object(inbound.body, max_depth=route.max_json_depth, content_type=inbound.content_type)
     except BodyError as exc:
@@ -85,7 +87,7 @@ def prepare(route: Route, inbound: Inbound) -> Prepared:
     }
     try:
         with metrics.render_timer(route.name):
-            raw_events = render(route.template, context, route.render_limits)
+            raw_events = render(route.template, context, limits or route.render_limits)
         events = [normalize_event(raw, i, route.defaults) for i, raw in enumerate(raw_events)]
     except TemplateError as exc:
         status = InboundStatus.PAYLOAD_ERROR if exc.kind == "payload" else InboundStatus.TEMPLATE_ERROR
@@ -96,6 +98,75 @@ def prepare(route: Route, inbound: Inbound) -> Prepared:
             error["field"] = exc.field
         return Prepared(InboundStatus.TEMPLATE_ERROR, error=error)
     return Prepared(InboundStatus.PROCESSED, events=events)
+
+
+def _outbox_row(e: PlannedEvent) -> outbox.NewRow:
+    return outbox.NewRow(
+        seq=e.seq,
+        action=e.action,
+        alias=e.alias,
+        opsgenie_alias=e.opsgenie_alias,
+        generation=e.generation,
+        payload=e.event.fields,
+        cuts=e.cuts,
+        decision=e.decision.decision,
+        reason=e.decision.reason,
+        reason_code=e.decision.code.value,
+        status=OutboxStatus.PENDING if e.send else OutboxStatus.SKIPPED,
+        not_before=e.due_at,
+        priority=e.priority,
+    )
+
+
+def _history_entry(e: PlannedEvent, inbound_id: int, outbox_id: int | None) -> history.Entry:
+    return history.Entry(
+        alias=e.alias,
+        generation=e.generation,
+        origin=HistoryOrigin.POLICY if e.by_policy else HistoryOrigin.WEBHOOK,
+        action=e.action,
+        from_state=e.before.state if e.before else None,
+        to_state=e.after.state if e.after else None,
+        decision=e.decision.decision,
+        reason_code=e.decision.code.value,
+        reason=e.decision.reason,
+        actor="policy" if e.by_policy else None,
+        inbound_id=inbound_id,
+        outbox_id=outbox_id,
+        details=e.details,
+    )
+
+
+#: A webhook is rendered on the event loop (no thread hop; and no render thread holding the GIL while the loop's
+#: database calls wait to get it back) within this budget. A render that exceeds it is started again in a thread
+#: with the integration's full time limit (templates are pure: rendering twice is harmless); when that render
+#: really needed more CPU than the budget (not merely a process that was not scheduled for a while), its template
+#: renders in a thread for ``SLOW_FOR`` seconds. A slow template never holds other webhooks for longer than this.
+INLINE_BUDGET = 0.05
+SLOW_FOR = 60.0
+_slow_until: dict[str, float] = {}  # template sha256 -> monotonic time until which it renders in a thread
+
+
+def _prepare_timed(route: Route, inbound: Inbound) -> tuple[Prepared, float]:
+    started = time.thread_time()
+    prepared = prepare(route, inbound)
+    return prepared, time.thread_time() - started
+
+
+async def prepare_async(route: Route, inbound: Inbound) -> Prepared:
+    """``prepare`` without blocking the event loop for longer than ``INLINE_BUDGET``."""
+    sha = route.template.sha256
+    limits = route.render_limits
+    if _slow_until.get(sha, 0.0) > time.monotonic():
+        return await anyio.to_thread.run_sync(prepare, route, inbound)
+    if limits.timeout_seconds <= INLINE_BUDGET:
+        return prepare(route, inbound)
+    prepared = prepare(route, inbound, replace(limits, timeout_seconds=INLINE_BUDGET))
+    if prepared.error is None or prepared.error.get("kind") != "timeout":
+        return prepared
+    prepared, cpu = await anyio.to_thread.run_sync(_prepare_timed, route, inbound)
+    if cpu > INLINE_BUDGET:
+        _slow_until[sha] = time.monotonic() + SLOW_FOR
+    return prepared
 
 
 async def _apply(
@@ -126,49 +197,14 @@ async def _apply(
         inbound_id=inbound_id,
         replay_id=replay_id,
         traceparent=traceparent,
-        rows=[
-            outbox.NewRow(
-                seq=e.seq,
-                action=e.action,
-                alias=e.alias,
-                opsgenie_alias=e.opsgenie_alias,
-                generation=e.generation,
-                payload=e.event.fields,
-                cuts=e.cuts,
-                decision=e.decision.decision,
-                reason=e.decision.reason,
-                reason_code=e.decision.code.value,
-                status=OutboxStatus.PENDING if e.send else OutboxStatus.SKIPPED,
-                not_before=e.due_at,
-                priority=e.priority,
-            )
-            for e in result.events
-        ],
+        rows=[_outbox_row(e) for e in result.events],
     )
     await aliases.write(conn, route.name, result.aliases, ids, now)
     await generations.write(conn, route.name, result.generations, now)
     await history.append(
         conn,
         route.name,
-        [
-            history.Entry(
-                alias=e.alias,
-                generation=e.generation,
-                origin=HistoryOrigin.POLICY if e.by_policy else HistoryOrigin.WEBHOOK,
-                action=e.action,
-                from_state=e.before.state if e.before else None,
-                to_state=e.after.state if e.after else None,
-                decision=e.decision.decision,
-                reason_code=e.decision.code.value,
-                reason=e.decision.reason,
-                actor="policy" if e.by_policy else None,
-                inbound_id=inbound_id,
-                outbox_id=ids.get(e.seq),
-                details=e.details,
-            )
-            for e in result.events
-            if e.touches_alias
-        ],
+        [_history_entry(e, inbound_id, ids.get(e.seq)) for e in result.events if e.touches_alias],
         now,
     )
     if result.sends:
@@ -242,25 +278,136 @@ def inbound_store_row(
     )
 
 
-async def ingest(db: Database, route: Route, msg: Inbound) -> Result:
-    """Store, render, decide, enqueue. Raises only when the database fails (the caller answers 503)."""
-    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+@dataclass(frozen=True)
+class Webhook:
+    """One webhook, prepared (parsed and rendered), waiting for the transaction it shares with others."""
+
+    route: Route
+    msg: Inbound
+    prepared: Prepared
+
+
+@dataclass
+class _Writes:
+    """What the plans of a batch write, merged per row: a statement may touch a row only once, and the last plan
+    to touch an alias (or a generation) holds its final record."""
+
+    outbox: list[outbox.BatchRow] = field(default_factory=list)
+    aliases: dict[tuple[str, str], tuple[str, AliasWrite, int | None]] = field(default_factory=dict)
+    generations: dict[tuple[str, str, int], tuple[str, GenerationWrite]] = field(default_factory=dict)
+    history: list[tuple[str, history.Entry]] = field(default_factory=list)
+    sends: bool = False
+    held: dict[tuple[str, str], int] = field(default_factory=dict)  # an alias's held close, written by this batch
+    cancelled: list[int] = field(default_factory=list)  # held closes of this batch a later webhook's flap cancels
+
+    def add(self, route: Route, inbound_id: int, traceparent: str | None, result: Plan, ids: dict[int, int]) -> None:
+        name = route.name
+        self.sends = self.sends or result.sends
+        for e in result.events:
+            self.outbox.append(outbox.BatchRow(ids[e.seq], inbound_id, name, traceparent, _outbox_row(e)))
+            if e.send and e.decision.code == Reason.CLOSE_DELAYED:
+                self.held[(name, e.alias)] = ids[e.seq]
+        for w in result.aliases:
+            self.aliases[(name, w.alias)] = (name, w, ids.get(w.last_seq))
+        for g in result.generations:
+            key = (name, g.alias, g.generation)
+            earlier = self.generations.get(key)
+            if earlier is not None and g.opening is None and earlier[1].opening is not None:
+                g = replace(g, opening=earlier[1].opening)  # the create that opened it came in an earlier webhook
+            self.generations[key] = (name, g)
+        self.history += [
+            (name, _history_entry(e, inbound_id, ids.get(e.seq))) for e in result.events if e.touches_alias
+        ]
+
+
+async def commit(db: Database, batch: Sequence[Webhook]) -> list[Result]:
+    """Store, decide and enqueue a batch of webhooks in ONE transaction (group commit), in two round trips:
+
+    1. insert the webhooks; lock their aliases (all of them, in one global order); load the alias records; reserve
+       the outbox ids (after the locks: ids follow the order of decisions about an alias);
+    2. (``plan`` per webhook, in arrival order, each seeing the alias records the webhooks before it left) insert the
+       outbox rows, the alias, generation and history rows, NOTIFY, COMMIT.
+
+    Either every webhook of the batch is stored with its outbox rows, or none is (the exception propagates: each
+    sender gets a 503 and sends again). Statements are set-based: their number does not grow with the batch."""
     now = datetime.now(UTC)
-    async with db.transaction() as conn:
-        inbound_id = await inbound.insert(
-            conn,
-            inbound_store_row(
-                route,
-                msg,
-                status=prepared.status.value,
-                error=prepared.error,
-                body=msg.body,
-                size=len(msg.body),
-                n=len(prepared.events),
-            ),
+    processed = [w.prepared.status == InboundStatus.PROCESSED for w in batch]
+    keys = [
+        (w.route.name, a) for w, p in zip(batch, processed, strict=True) if p for a in alias_keys(w.prepared.events)
+    ]
+    n_events = sum(len(w.prepared.events) for w, p in zip(batch, processed, strict=True) if p)
+    rows = [
+        inbound_store_row(
+            w.route,
+            w.msg,
+            status=w.prepared.status.value,
+            error=w.prepared.error,
+            body=w.msg.body,
+            size=len(w.msg.body),
+            n=len(w.prepared.events),
         )
-        result, ids = await _apply(conn, route, inbound_id, prepared.events, msg.traceparent, now=now)
-    return _answer(inbound_id, prepared, result, ids)
+        for w in batch
+    ]
+    async with db.pipeline() as conn:
+        inbound_ids_later = await inbound.insert_many(conn, rows)
+        await aliases.lock_many(conn, keys)
+        records_later = await aliases.load_many(conn, keys)
+        reserved_later = await outbox.reserve_ids(conn, n_events)
+        inbound_ids = await inbound_ids_later()
+        current: dict[tuple[str, str], AliasRecord | None] = dict(await records_later())
+        reserved = iter(await reserved_later())
+        writes = _Writes()
+        answers: list[tuple[Plan | None, dict[int, int]]] = []
+        for w, inbound_id, p in zip(batch, inbound_ids, processed, strict=True):
+            if not p:
+                answers.append((None, {}))
+                continue
+            name = w.route.name
+            records = {a: current.get((name, a)) for a in alias_keys(w.prepared.events)}
+            result = plan(w.prepared.events, records, w.route.spec, now)
+            flapped = sorted({e.alias for e in result.events if e.cancels_close})
+            if flapped:  # a flap cancels the held close (as in ``_apply``; rare, so its round trip is paid here)
+                ours = {a for a in flapped if (name, a) in writes.held}  # held by an earlier webhook of this batch
+                writes.cancelled += [writes.held.pop((name, a)) for a in ours]
+                others = [a for a in flapped if a not in ours]
+                missed = set(others) - await outbox.cancel_delayed_closes(conn, name, others)
+                if missed:  # a worker took it meanwhile (its delay ran out): it is being sent; plan without it
+                    records = {
+                        a: replace(r, close_due_at=None) if a in missed and r is not None else r
+                        for a, r in records.items()
+                    }
+                    result = plan(w.prepared.events, records, w.route.spec, now)
+            metrics.policies_planned(name, result)
+            for e in result.events:  # the next webhook of the batch sees what this one decided
+                if e.touches_alias:
+                    current[(name, e.alias)] = e.after
+            ids = {}
+            for e in result.events:
+                nxt = next(reserved, None)
+                if nxt is None:  # a policy added events (the flapping note): reserve more (a rare round trip)
+                    reserved = iter(await (await outbox.reserve_ids(conn, len(result.events)))())
+                    nxt = next(reserved)
+                ids[e.seq] = nxt
+            writes.add(w.route, inbound_id, w.msg.traceparent, result, ids)
+            answers.append((result, ids))
+        await outbox.insert_many(conn, writes.outbox)
+        await outbox.cancel_closes(conn, writes.cancelled)
+        await aliases.write_many(conn, list(writes.aliases.values()), now)
+        await generations.write_many(conn, list(writes.generations.values()), now)
+        await history.append_many(conn, [(i, e) for i, e in writes.history], now)
+        if writes.sends:
+            await outbox.notify(conn)
+    return [
+        _answer(inbound_id, w.prepared, result, ids)
+        for w, inbound_id, (result, ids) in zip(batch, inbound_ids, answers, strict=True)
+    ]
+
+
+async def ingest(db: Database, route: Route, msg: Inbound) -> Result:
+    """Store, render, decide, enqueue one webhook (a batch of one; ``committer.Committer`` groups concurrent
+    webhooks). Raises only when the database fails (the caller answers 503)."""
+    prepared = await prepare_async(route, msg)
+    return (await commit(db, [Webhook(route, msg, prepared)]))[0]
 
 
 async def record_too_large(db: Database, route: Route, msg: Inbound, size: int | None, limit: int) -> Result:
@@ -303,7 +450,7 @@ async def record_handshake(db: Database, route: Route, msg: Inbound, answer: dic
 async def preview(db: Database | None, route: Route, msg: Inbound) -> tuple[Prepared, Plan | None]:
     """What ingest would do with ``msg`` now — against the current alias states when ``db`` is given (read only,
     nothing is written, nothing is locked), else as if every alias were new."""
-    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+    prepared = await prepare_async(route, msg)
     if prepared.status != InboundStatus.PROCESSED:
         return prepared, None
     records = {}
@@ -350,7 +497,7 @@ async def replay(
         remote_addr=row["remote_addr"],
         traceparent=row["traceparent"],
     )
-    prepared = await anyio.to_thread.run_sync(prepare, route, msg)
+    prepared = await prepare_async(route, msg)
     now = datetime.now(UTC)
     async with db.transaction() as conn:
         replay_id = await inbound.record_replay(

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alertbridge import metrics
 from alertbridge.admission import IngestGate
+from alertbridge.committer import Committer
 from alertbridge.config import Config, ConfigError
 from alertbridge.core.circuit import CircuitPolicy
 from alertbridge.core.retry import RetryPolicy
@@ -278,6 +279,14 @@ def build_app(
                 Database(database_url, size=10, name="alertbridge-web", wait_timeout=server.ingest_wait_seconds)
             )
             app.state.db = db
+            committer = Committer(
+                db,
+                max_batch=server.ingest_batch_size,
+                concurrency=server.ingest_transactions,
+                wait_seconds=server.ingest_wait_seconds,
+            )
+            app.state.committer = committer
+            stack.push_async_callback(committer.aclose)
             await sync_integrations(db, bridge)
             await registry.reload(db, force=True)
             # The registry polls on a connection of its own, so it never competes with webhooks for the pool.

@@ -426,6 +426,10 @@ class _AddGuards(NodeTransformer):
         return node
 
 
+_SAFE_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class PayloadEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox payload templates run in. Safe to share between threads: per-render state is in _STATE.
 
@@ -465,6 +469,17 @@ class PayloadEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _check_deadline()
+        if type(obj) is dict and type(attribute) is str:
+            # The common case (payload.alerts, alert.get(...)), answered as SandboxedEnvironment.getattr answers it,
+            # without its per-call safety checks: those read-only dict methods are safe, and a name that is no
+            # attribute of dict at all is looked up as a key.
+            if attribute in _SAFE_DICT_METHODS:
+                return getattr(obj, attribute)
+            if attribute not in _DICT_ATTRIBUTES:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:

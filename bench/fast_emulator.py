@@ -70,15 +70,56 @@ def summary(state: BenchState) -> dict[str, Any]:
     return {"requests": requests, "actions": actions, "alerts": alerts, "idle": state.idle}
 
 
+def counts(state: BenchState) -> dict[str, Any]:
+    """Cheap to poll: requests by kind, and the alerts' states (every alias's newest alert)."""
+    kinds: dict[str, int] = {}
+    for r in state.requests:
+        kind = "status" if "/requests/" in r["path"] else ("create" if r["path"] == "/v2/alerts" else "action")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    states: dict[str, int] = {}
+    for found in state.by_alias.values():
+        st = found[-1]["status"]
+        states[st] = states.get(st, 0) + 1
+    return {"requests": kinds, "alerts": states, "idle": state.idle}
+
+
+def first_creates(state: BenchState) -> dict[str, float]:
+    """alias (as sent to OpsGenie) -> when its first create arrived (epoch seconds)."""
+    out: dict[str, float] = {}
+    for r in state.requests:
+        body = r.get("json")
+        if r["path"] == "/v2/alerts" and r["method"] == "POST" and isinstance(body, dict):
+            alias = body.get("alias")
+            if isinstance(alias, str) and alias not in out:
+                out[alias] = _epoch(r["at"])
+    return out
+
+
 def build(api_keys: list[str] | None, processing_delay: float) -> Starlette:
     state = BenchState(api_keys, processing_delay)
 
     async def bench_summary(request: Request) -> JSONResponse:
         return JSONResponse(summary(state))
 
+    async def bench_counts(request: Request) -> JSONResponse:
+        return JSONResponse(counts(state))
+
+    async def bench_creates(request: Request) -> JSONResponse:
+        return JSONResponse(first_creates(state))
+
+    async def bench_reset(request: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse({"reset": True})
+
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     app = Starlette(
-        routes=[Route("/_bench/summary", bench_summary), Route("/{path:path}", state.handle, methods=methods)]
+        routes=[
+            Route("/_bench/summary", bench_summary),
+            Route("/_bench/counts", bench_counts),
+            Route("/_bench/creates", bench_creates),
+            Route("/_bench/reset", bench_reset, methods=["POST"]),
+            Route("/{path:path}", state.handle, methods=methods),
+        ]
     )
     app.state.emulator = state
     return app
@@ -91,7 +132,7 @@ def main() -> None:
     p.add_argument("--processing-delay", type=float, default=0.05)
     args = p.parse_args()
     app = build(args.api_key, args.processing_delay)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, http="httptools")
 
 
 if __name__ == "__main__":

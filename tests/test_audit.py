@@ -31,6 +31,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 CALLBACK_TOKEN = "callback-token-0123"
 A, B = "f8f9add23ebfa2db", "719a1a97ef71f433"
 BROKEN = '{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.titel | tojson }}}\n'
+SILENCE = """
+[[silences]]
+integration = "generic"
+alias = "maint-*"
+starts_at = "2026-01-01T00:00:00Z"
+ends_at = "2099-01-01T00:00:00Z"
+comment = "database maintenance"
+"""
 FIXED = '{"action": "create", "alias": {{ payload.id | tojson }}, "message": {{ payload.title | tojson }}}\n'
 
 
@@ -55,7 +63,7 @@ def seeded(pg_admin_url: str, template_db: str, tmp_path_factory: pytest.TempPat
         config = make_config(
             emu.base_url,
             integrations=integrations,
-            server=f'[callbacks]\ntokens = ["{CALLBACK_TOKEN}"]\n',
+            server=f'[callbacks]\ntokens = ["{CALLBACK_TOKEN}"]\n' + SILENCE,
             delivery=FAST_DELIVERY + "max_in_flight = 1\n",
         )
         with run_bridge(config, url) as bridge:
@@ -118,6 +126,9 @@ def seeded(pg_admin_url: str, template_db: str, tmp_path_factory: pytest.TempPat
             wait_for(lambda: db.execute("SELECT sum(count) FROM refused_webhooks").fetchone() == (3,), timeout=15)
             assert post("alertmanager", fixture_bytes("alertmanager/01_firing_two_alerts.json")).status_code == 202
             settled(7)
+            # Maintenance: a silence holds a create back (recorded, not sent).
+            maint = json.dumps({"alias": "maint-db", "message": "Database restarting"}).encode()
+            assert post("generic", maint).status_code == 202
         template.write_text(FIXED)
 
         async def fix() -> None:
@@ -153,11 +164,17 @@ CHECKS: dict[int, Callable[[Rows], Any]] = {
     ),
     2: lambda r: (
         [(x["integration"], x["alias"]) for x in r]
-        == [("alertmanager", B), ("generic", "disk-full"), ("alertmanager", A), ("custom", "x1")]
+        == [
+            ("alertmanager", B),
+            ("generic", "disk-full"),
+            ("alertmanager", A),
+            ("generic", "maint-db"),
+            ("custom", "x1"),
+        ]
     ),
     3: lambda r: [(x["alias"], x["closed_by"]) for x in r] == [(B, "sam@example.com")],
     4: lambda r: (
-        {x["integration"]: int(x["alerts"]) for x in r} == {"alertmanager": 4, "custom": 1, "generic": 1}
+        {x["integration"]: int(x["alerts"]) for x in r} == {"alertmanager": 4, "custom": 1, "generic": 2}
         and next(x for x in r if x["integration"] == "alertmanager")["mtta_seconds"] >= 0
     ),
     5: lambda r: (
@@ -194,10 +211,15 @@ CHECKS: dict[int, Callable[[Rows], Any]] = {
     ),
     11: lambda r: [(x["alias"], x["acknowledged_by"]) for x in r] == [(A, "dana@example.com")],
     12: lambda r: (
-        {(x["integration"], int(x["alerts"])) for x in r} == {("alertmanager", 4), ("custom", 1), ("generic", 1)}
+        {(x["integration"], int(x["alerts"])) for x in r} == {("alertmanager", 4), ("custom", 1), ("generic", 2)}
     ),
     13: lambda r: sorted((x["alias"], x["alerts_opened"]) for x in r) == sorted([(A, 2), (B, 2)]),
     14: lambda r: sorted(x["alias"] for x in r) == sorted([A, B]) and all(x["open_for"].total_seconds() > 0 for x in r),
+    15: lambda r: (
+        [(x["integration"], x["alias"]) for x in r] == [("generic", "maint-db")]
+        and "silenced" in r[0]["summary"]
+        and "database maintenance" in r[0]["summary"]
+    ),
 }
 
 

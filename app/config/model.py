@@ -45,8 +45,11 @@ class ServerConfig:
     body_timeout_seconds: float = 30.0
     keep_alive_seconds: float = 5.0
     max_connections: int = 0  # 0: derived from the open-file limit
-    ingest_concurrency: int = 8
+    ingest_concurrency: int = 64
     ingest_wait_seconds: float = 10.0
+    ingest_batch_size: int = 64
+    ingest_transactions: int = 2
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    max_in_flight: int = 16
+    max_in_flight: int = 64
     timeout_seconds: float = 10.0
     max_age_seconds: float = 86400.0
     backoff_base_seconds: float = 1.0

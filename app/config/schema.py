@@ -57,6 +57,9 @@ SERVER: dict[str, Check] = {
     "max_connections": integer(minimum=0),
     "ingest_concurrency": integer(),
     "ingest_wait_seconds": number(),
+    "ingest_batch_size": integer(maximum=1000),
+    "ingest_transactions": integer(maximum=32),
+    "workers": integer(maximum=64),
 }
 DATABASE: dict[str, Check] = {
     "url": database_url,

@@ -3,7 +3,7 @@ alias); delivery writes what OpsGenie returned (request ids, alert id) for the g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from alertbridge.core.lifecycle import AliasRecord
 from alertbridge.core.plan import AliasWrite
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 
 def lock_key(integration: str, alias: str) -> str:
@@ -63,6 +63,7 @@ FROM unnest(%(alias)s::text[], %(og)s::text[], %(state)s::text[], %(gen)s::int[]
             %(suppressed)s::bool[], %(close_due)s::timestamptz[], %(flaps)s::jsonb[])
      AS u(alias, og, state, gen, count, opened_at, acked_at, closed_at, acked_by, closed_by, closed_og, action,
           outbox_id, suppressed, close_due_at, flaps)
+ORDER BY u.alias
 ON CONFLICT (integration, alias) DO UPDATE SET
     suppressed = EXCLUDED.suppressed,
     close_due_at = EXCLUDED.close_due_at,
@@ -126,6 +127,104 @@ async def write(
             "flaps": [Jsonb([t.isoformat() for t in x.flaps]) for x in r],
         },
     )
+
+
+# --- group commit (app/ingest.py ``commit``): the aliases of many webhooks at once -------------------------------
+
+
+async def lock_many(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """``lock`` for (integration, alias) pairs of several integrations, in one statement and the same global order
+    (sorted lock keys), so a batch and a single webhook never deadlock either."""
+    ordered = sorted({lock_key(i, a) for i, a in keys})
+    if ordered:
+        await conn.execute(_LOCK, {"keys": ordered})
+
+
+_LOAD_MANY = """
+SELECT a.integration, a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
+       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie, a.suppressed, a.close_due_at, a.flaps,
+       (SELECT g.priority FROM generations g
+        WHERE g.integration = a.integration AND g.alias = a.alias AND g.generation = a.generation) AS priority,
+       EXISTS (SELECT 1 FROM outbox o
+               WHERE o.integration = a.integration AND o.alias = a.alias
+                 AND o.generation = a.generation AND o.action = 'create'
+                 AND o.status = 'pending') AS create_pending
+FROM unnest(%(i)s::text[], %(aliases)s::text[]) AS k(integration, alias)
+JOIN aliases a ON a.integration = k.integration AND a.alias = k.alias
+"""
+
+
+async def load_many(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> Callable[[], Awaitable[dict[tuple[str, str], AliasRecord]]]:
+    """``load`` for (integration, alias) pairs of several integrations. Sends the statement (in a pipeline,
+    nothing waits; send it after ``lock_many``: each statement of a pipeline sees what committed before it
+    started); the returned function reads the records."""
+    unique = sorted(set(keys))
+    cur = (
+        await conn.execute(_LOAD_MANY, {"i": [k[0] for k in unique], "aliases": [k[1] for k in unique]})
+        if unique
+        else None
+    )
+
+    async def records() -> dict[tuple[str, str], AliasRecord]:
+        if cur is None:
+            return {}
+        out: dict[tuple[str, str], AliasRecord] = {}
+        for r in await cur.fetchall():
+            key = (r.pop("integration"), r.pop("alias"))
+            out[key] = AliasRecord(**{**r, "flaps": tuple(r["flaps"] or ())})
+        return out
+
+    return records
+
+
+_WRITE_MANY = """
+INSERT INTO aliases AS a (integration, alias, opsgenie_alias, state, generation, count, first_seen_at, last_seen_at,
+                          opened_at, acknowledged_at, closed_at, acknowledged_by, closed_by, closed_in_opsgenie,
+                          last_action, last_outbox_id, suppressed, close_due_at, flaps)
+SELECT u.integration, u.alias, u.og, u.state, u.gen, u.count, %(now)s, %(now)s, u.opened_at, u.acked_at, u.closed_at,
+       u.acked_by, u.closed_by, u.closed_og, u.action, u.outbox_id, u.suppressed, u.close_due_at, u.flaps
+FROM json_to_recordset(%(rows)s::json)
+     AS u(integration text, alias text, og text, state text, gen int, count int, opened_at timestamptz,
+          acked_at timestamptz, closed_at timestamptz, acked_by text, closed_by text, closed_og bool, action text,
+          outbox_id bigint, suppressed bool, close_due_at timestamptz, flaps timestamptz[])
+ORDER BY u.integration, u.alias
+"""
+# Rows are locked in (integration, alias) order, as outbox.record_delivered_many locks them: never a deadlock.
+_WRITE_MANY += _WRITE[_WRITE.index("ON CONFLICT") :]
+
+
+async def write_many(conn: Connection, writes: Sequence[tuple[str, AliasWrite, int | None]], now: datetime) -> None:
+    """``write`` for the aliases of a batch: (integration, final write, its last outbox id), one per alias (the
+    caller merges the writes of several webhooks to the same alias: a statement may touch a row once)."""
+    if not writes:
+        return
+    rows = []
+    for integration, w, outbox_id in writes:
+        x = w.record
+        rows.append(
+            {
+                "integration": integration,
+                "alias": w.alias,
+                "og": w.opsgenie_alias,
+                "state": x.state,
+                "gen": x.generation,
+                "count": x.count,
+                "opened_at": x.opened_at,
+                "acked_at": x.acknowledged_at,
+                "closed_at": x.closed_at,
+                "acked_by": x.acknowledged_by,
+                "closed_by": x.closed_by,
+                "closed_og": x.closed_in_opsgenie,
+                "action": w.last_action,
+                "outbox_id": outbox_id,
+                "suppressed": x.suppressed,
+                "close_due_at": x.close_due_at,
+                "flaps": [t.isoformat() for t in x.flaps],  # a JSON array becomes timestamptz[]
+            }
+        )
+    await conn.execute(_WRITE_MANY, {"now": now, "seen": True, "rows": json_rows(rows)})
 
 
 # --- what delivery learns from OpsGenie ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 from alertbridge.store import targets
 
 STARTED = "started"
@@ -74,6 +74,57 @@ async def start(
     )
     row = await cur.fetchone()
     return int(row["id"]) if row else None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One call about to be made (``start`` for many rows at once: ``start_many``)."""
+
+    outbox_id: int
+    attempt_no: int
+    target: str
+    kind: str
+    method: str
+    url: str
+    started_at: datetime
+    request_id: str | None = None
+
+
+_START_MANY = f"""
+INSERT INTO delivery_attempts (outbox_id, attempt, kind, worker, method, url, started_at, outcome, reason, request_id)
+SELECT u.outbox_id, u.n, u.kind, %(worker)s, u.method, u.url, u.started_at, '{STARTED}',
+       'request sent; no answer recorded yet', u.request_id
+FROM json_to_recordset(%(rows)s::json)
+     AS u(k int, outbox_id bigint, n int, kind text, method text, url text, started_at timestamptz, request_id text,
+          target text)
+WHERE {targets.SEND_ALLOWED.replace("%(target)s", "u.target").replace("%(outbox_id)s", "u.outbox_id")}
+ORDER BY u.k
+RETURNING id, outbox_id
+"""
+
+
+async def start_many(conn: Connection, worker: str, intents: Sequence[Intent]) -> list[int | None]:
+    """``start`` for several calls in one statement (calls about to be made by several rows at once; one intent
+    per outbox row). One attempt id per intent, in order; None where its target takes no request now."""
+    if not intents:
+        return []
+    rows = [
+        {
+            "k": k,
+            "outbox_id": i.outbox_id,
+            "n": i.attempt_no,
+            "kind": i.kind,
+            "method": i.method,
+            "url": i.url,
+            "started_at": i.started_at,
+            "request_id": i.request_id,
+            "target": i.target,
+        }
+        for k, i in enumerate(intents)
+    ]
+    cur = await conn.execute(_START_MANY, {"worker": worker, "rows": json_rows(rows)})
+    ids = {int(r["outbox_id"]): int(r["id"]) for r in await cur.fetchall()}
+    return [ids.get(i.outbox_id) for i in intents]
 
 
 _FINISH = """

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from alertbridge.core.plan import GenerationWrite
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 _WRITE = """
 INSERT INTO generations AS g (integration, alias, generation, opsgenie_alias, state, priority, message,
@@ -69,6 +69,50 @@ async def write(conn: Connection, integration: str, writes: Sequence[GenerationW
             "count": [x.count for x in r],
         },
     )
+
+
+_WRITE_MANY = (
+    _WRITE[: _WRITE.index("SELECT %(i)s")]
+    + """SELECT u.integration, u.alias, u.gen, u.og, u.state, u.priority, u.message, u.started, u.opened, u.acked,
+       u.acked_by, u.acked, u.acked_by, u.closed, u.closed_by, u.closed_og, u.count, %(now)s
+FROM json_to_recordset(%(rows)s::json)
+     AS u(integration text, alias text, gen int, og text, state text, priority text, message text,
+          started timestamptz, opened timestamptz, acked timestamptz, acked_by text, closed timestamptz,
+          closed_by text, closed_og bool, count int)
+ORDER BY u.integration, u.alias, u.gen
+"""
+    + _WRITE[_WRITE.index("ON CONFLICT") :]
+)
+
+
+async def write_many(conn: Connection, writes: Sequence[tuple[str, GenerationWrite]], now: datetime) -> None:
+    """``write`` for a batch: (integration, write), one per generation (the caller merges the writes of several
+    webhooks to the same generation, keeping the last record and the create that opened it)."""
+    if not writes:
+        return
+    rows = []
+    for integration, w in writes:
+        x, e = w.record, w.opening
+        rows.append(
+            {
+                "integration": integration,
+                "alias": w.alias,
+                "gen": w.generation,
+                "og": w.opsgenie_alias,
+                "state": x.state,
+                "priority": e.fields.get("priority") if e else None,
+                "message": e.fields.get("message") if e else None,
+                "started": e.started_at if e else None,
+                "opened": x.opened_at or now,
+                "acked": x.acknowledged_at,
+                "acked_by": x.acknowledged_by,
+                "closed": x.closed_at,
+                "closed_by": x.closed_by,
+                "closed_og": x.closed_in_opsgenie,
+                "count": x.count,
+            }
+        )
+    await conn.execute(_WRITE_MANY, {"now": now, "rows": json_rows(rows)})
 
 
 async def get(conn: Connection, integration: str, alias: str, generation: int) -> dict[str, Any] | None:

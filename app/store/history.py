@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,47 @@ async def append(conn: Connection, integration: str, entries: Sequence[Entry], a
             "details": [Jsonb(e.details) for e in entries],
         },
     )
+
+
+_INSERT_MANY = """
+INSERT INTO alias_history (integration, alias, generation, at, origin, action, from_state, to_state, decision,
+                           reason_code, reason, actor, inbound_id, outbox_id, callback_id, details)
+SELECT u.integration, u.alias, u.gen, %(at)s, u.origin, u.action, u.from_state, u.to_state, u.decision, u.code,
+       u.reason, u.actor, u.inbound_id, u.outbox_id, u.callback_id, u.details
+FROM json_to_recordset(%(rows)s::json)
+     AS u(k int, integration text, alias text, gen int, origin text, action text, from_state text, to_state text,
+          decision text, code text, reason text, actor text, inbound_id bigint, outbox_id bigint, callback_id bigint,
+          details jsonb)
+ORDER BY u.k
+"""
+
+
+async def append_many(conn: Connection, entries: Sequence[tuple[str, Entry]], at: datetime) -> None:
+    """``append`` for the entries of several integrations (a batch of webhooks), in the order given."""
+    if not entries:
+        return
+    rows = [
+        {
+            "k": k,
+            "integration": integration,
+            "alias": e.alias,
+            "gen": e.generation,
+            "origin": e.origin,
+            "action": e.action,
+            "from_state": e.from_state,
+            "to_state": e.to_state,
+            "decision": e.decision,
+            "code": e.reason_code,
+            "reason": e.reason,
+            "actor": e.actor,
+            "inbound_id": e.inbound_id,
+            "outbox_id": e.outbox_id,
+            "callback_id": e.callback_id,
+            "details": e.details,
+        }
+        for k, (integration, e) in enumerate(entries)
+    ]
+    await conn.execute(_INSERT_MANY, {"at": at, "rows": json_rows(rows)})
 
 
 async def for_alias(conn: Connection, integration: str, alias: str, *, limit: int = 500) -> list[dict[str, Any]]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 
 
 @dataclass(frozen=True)
@@ -198,3 +200,56 @@ async def last_received(conn: Connection, integration: str) -> datetime | None:
     )
     row = await cur.fetchone()
     return row["at"] if row else None
+
+
+# --- group commit (app/ingest.py ``commit``): many webhooks, one statement -------------------------------------
+
+_INSERT_MANY = """
+INSERT INTO inbound_events (integration, remote_addr, content_type, headers, query, body, body_size, status,
+                            current_status, error, template_sha256, events_count, traceparent, processed_at,
+                            template_version_id)
+SELECT u.integration, u.remote_addr, u.content_type, u.headers, u.query, decode(u.body, 'base64'), u.body_size,
+       u.status, u.status, u.error, u.sha, u.n, u.traceparent, now(), u.vid
+FROM json_to_recordset(%(rows)s::json)
+     AS u(k int, integration text, remote_addr text, content_type text, headers jsonb, query jsonb, body text,
+          body_size int, status text, error jsonb, sha text, n int, traceparent text, vid bigint)
+ORDER BY u.k
+RETURNING id
+"""
+
+
+async def insert_many(conn: Connection, rows: Sequence[NewInbound]) -> Callable[[], Awaitable[list[int]]]:
+    """Insert the webhooks of one batch in one statement. Sends it (in a pipeline, nothing waits); the returned
+    function reads their ids, in the order of ``rows``."""
+    cur = await conn.execute(
+        _INSERT_MANY,
+        {
+            "rows": json_rows(
+                [
+                    {
+                        "k": k,
+                        "integration": r.integration,
+                        "remote_addr": r.remote_addr,
+                        "content_type": r.content_type,
+                        "headers": r.headers,
+                        "query": r.query,
+                        "body": base64.b64encode(r.body).decode() if r.body is not None else None,
+                        "body_size": r.body_size,
+                        "status": r.status,
+                        "error": r.error,
+                        "sha": r.template_sha256,
+                        "n": r.events_count,
+                        "traceparent": r.traceparent,
+                        "vid": r.template_version_id,
+                    }
+                    for k, r in enumerate(rows)
+                ]
+            )
+        },
+    )
+
+    async def ids() -> list[int]:
+        # Identity values follow the insertion order (ORDER BY u.k), so sorted ids are the rows' ids in order.
+        return sorted(int(r["id"]) for r in await cur.fetchall())
+
+    return ids

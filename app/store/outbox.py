@@ -12,7 +12,7 @@ dead row means for the later rows of its alias, and what a replay of dead rows m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from alertbridge.core.delivery_rules import AliasNow, CreateFacts, DeadRow, DeliveredRow, ReplayStep, plan_replay
-from alertbridge.db import Connection
+from alertbridge.db import Connection, json_rows
 from alertbridge.store import targets
 
 NOTIFY_CHANNEL = "alertbridge_outbox"
@@ -95,13 +95,26 @@ async def insert(
     return {int(r["seq"]): int(r["id"]) for r in await cur.fetchall()}
 
 
-_CANCEL_DELAYED_CLOSES = """
+_CANCELLED = """
 UPDATE outbox SET status = 'skipped', last_outcome = 'cancelled',
        last_error = 'not sent: the alert fired again within close_delay (a flap)'
+"""
+_CANCEL_DELAYED_CLOSES = (
+    _CANCELLED
+    + """
 WHERE integration = %(i)s AND alias = ANY(%(aliases)s::text[]) AND action = 'close' AND status = 'pending'
   AND reason_code = 'close_delayed'
 RETURNING alias
 """
+)
+_CANCEL_CLOSES = _CANCELLED + "WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending'"
+
+
+async def cancel_closes(conn: Connection, ids: Sequence[int]) -> None:
+    """The held closes ``ids``, written earlier in the caller's transaction (a batch of webhooks), are cancelled by
+    a later webhook of the same batch (a flap). No worker can have taken them: they are not committed yet."""
+    if ids:
+        await conn.execute(_CANCEL_CLOSES, {"ids": list(ids)})
 
 
 async def cancel_delayed_closes(conn: Connection, integration: str, aliases: Sequence[str]) -> set[str]:
@@ -112,6 +125,77 @@ async def cancel_delayed_closes(conn: Connection, integration: str, aliases: Seq
         return set()
     cur = await conn.execute(_CANCEL_DELAYED_CLOSES, {"i": integration, "aliases": list(aliases)})
     return {r["alias"] for r in await cur.fetchall()}
+
+
+# --- group commit (app/ingest.py ``commit``) ----------------------------------------------------------------
+
+_RESERVE = "SELECT nextval('outbox_id_seq') AS id FROM generate_series(1, %(n)s)"
+
+
+async def reserve_ids(conn: Connection, n: int) -> Callable[[], Awaitable[list[int]]]:
+    """``n`` outbox ids, ascending. Send it after the aliases' locks are held (``aliases.lock_many``): ids then
+    follow the order in which transactions decided about an alias, which is the order the claim delivers in."""
+    cur = await conn.execute(_RESERVE, {"n": n}) if n else None
+
+    async def ids() -> list[int]:
+        return sorted(int(r["id"]) for r in await cur.fetchall()) if cur is not None else []
+
+    return ids
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """An outbox row of a batch: its reserved id and its webhook."""
+
+    id: int
+    inbound_id: int
+    integration: str
+    traceparent: str | None
+    row: NewRow
+
+
+_INSERT_MANY = """
+INSERT INTO outbox (id, inbound_id, seq, integration, action, alias, opsgenie_alias, generation, payload, cuts,
+                    decision, reason, reason_code, traceparent, status, next_attempt_at, queued_at, priority)
+SELECT u.id, u.inbound_id, u.seq, u.integration, u.action, u.alias, u.og, u.gen, u.payload, u.cuts, u.decision,
+       u.reason, u.code, u.traceparent, u.status, coalesce(u.due, now()), coalesce(u.due, now()), u.priority
+FROM json_to_recordset(%(rows)s::json)
+     AS u(id bigint, inbound_id bigint, seq smallint, integration text, action text, alias text, og text, gen int,
+          payload jsonb, cuts jsonb, decision text, reason text, code text, traceparent text, status text,
+          due timestamptz, priority smallint)
+ORDER BY u.id
+"""
+
+
+async def insert_many(conn: Connection, rows: Sequence[BatchRow]) -> None:
+    """The outbox rows of a batch of webhooks, with the ids ``reserve_ids`` gave them, in one statement."""
+    if not rows:
+        return
+    data = []
+    for b in rows:
+        x = b.row
+        data.append(
+            {
+                "id": b.id,
+                "inbound_id": b.inbound_id,
+                "seq": x.seq,
+                "integration": b.integration,
+                "action": x.action,
+                "alias": x.alias,
+                "og": x.opsgenie_alias,
+                "gen": x.generation,
+                "payload": x.payload,
+                "cuts": x.cuts,
+                "decision": x.decision,
+                "reason": x.reason,
+                "code": x.reason_code,
+                "traceparent": b.traceparent,
+                "status": x.status,
+                "due": x.not_before,
+                "priority": x.priority,
+            }
+        )
+    await conn.execute(_INSERT_MANY, {"rows": json_rows(data)})
 
 
 async def notify(conn: Connection) -> None:
@@ -332,6 +416,76 @@ async def record_delivered(
     )
     r = await cur.fetchone()
     return bool(r and r["n"])
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A delivered send to record (``record_delivered`` for many rows: ``record_delivered_many``)."""
+
+    row: Claimed
+    request_id: str | None
+    attempts: int
+    attempt: dict[str, Any]  # the finished attempt's fields (``attempts.Attempt.__dict__``)
+
+
+_DELIVERED_MANY = """
+WITH u AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+         AS u(id bigint, rid text, n int, is_create bool, integration text, alias text, generation int,
+              attempt_id bigint, latency_ms float8, http_status int, outcome text, reason text, attempt_rid text,
+              snippet text)),
+att AS (
+    UPDATE delivery_attempts d SET latency_ms = u.latency_ms, http_status = u.http_status, outcome = u.outcome,
+           reason = u.reason, request_id = u.attempt_rid, response_snippet = u.snippet, finished_at = now()
+    FROM u WHERE d.id = u.attempt_id),
+o AS (
+    UPDATE outbox o SET status = 'delivered', delivered_at = now(), request_id = u.rid, attempts = u.n,
+                        last_outcome = 'delivered', last_error = NULL, lease_until = NULL
+    FROM u WHERE o.id = u.id AND o.status = 'in_flight' AND o.claimed_by = %(worker)s
+    RETURNING o.id),
+locked AS (  -- the aliases' rows locked in (integration, alias) order, as a batch of webhooks writes them
+    SELECT a.integration, a.alias FROM aliases a JOIN u ON a.integration = u.integration AND a.alias = u.alias
+    ORDER BY a.integration, a.alias
+    FOR UPDATE OF a),
+al AS (
+    UPDATE aliases a SET last_request_id = u.rid,
+           create_request_id = CASE WHEN u.is_create THEN u.rid ELSE a.create_request_id END,
+           create_confirmed = CASE WHEN u.is_create THEN false ELSE a.create_confirmed END
+    FROM u JOIN o ON o.id = u.id JOIN locked l ON l.integration = u.integration AND l.alias = u.alias
+    WHERE a.integration = u.integration AND a.alias = u.alias AND a.generation = u.generation)
+SELECT id FROM o
+"""
+
+
+async def record_delivered_many(conn: Connection, worker: str, items: Sequence[Delivered]) -> set[int]:
+    """``record_delivered`` for several rows in one statement. Their aliases' rows are locked in one global order
+    (as a batch of webhooks writes them), so this never deadlocks with ingest. Returns the ids of the rows that
+    were still ours. (No two rows of one alias: the claim never has two in flight.)"""
+    if not items:
+        return set()
+    rows = []
+    for d in items:
+        r, a = d.row, d.attempt
+        rows.append(
+            {
+                "id": r.id,
+                "rid": d.request_id,
+                "n": d.attempts,
+                "is_create": r.action == "create",
+                "integration": r.integration,
+                "alias": r.alias,
+                "generation": r.generation,
+                "attempt_id": a["id"],
+                "latency_ms": a["latency_ms"],
+                "http_status": a["http_status"],
+                "outcome": a["outcome"],
+                "reason": a["reason"],
+                "attempt_rid": a["request_id"],
+                "snippet": a["response_snippet"],
+            }
+        )
+    cur = await conn.execute(_DELIVERED_MANY, {"worker": worker, "rows": json_rows(rows)})
+    return {int(r["id"]) for r in await cur.fetchall()}
 
 
 _MARK_RETRY = f"""

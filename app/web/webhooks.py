@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from alertbridge import logs, metrics, redact
 from alertbridge.admission import IngestGate, Overloaded
+from alertbridge.committer import Committer
 from alertbridge.db import Database, describe, is_busy, is_unavailable
 from alertbridge.ingest import Inbound, Route, ingest, record_handshake, record_too_large
 from alertbridge.signatures import SignatureError
@@ -194,7 +195,11 @@ async def _receive(request: Request, name: str, endpoint: Endpoint, unread: bool
                 answer = await endpoint.signature.handshake(message)
                 result = await record_handshake(db, endpoint.route, inbound, answer)
             else:
-                result = await ingest(db, endpoint.route, inbound)
+                committer: Committer | None = getattr(request.app.state, "committer", None)
+                if committer is not None:  # group commit: shares a transaction with the webhooks around it
+                    result = await committer.ingest(endpoint.route, inbound)
+                else:
+                    result = await ingest(db, endpoint.route, inbound)
     except ClientDisconnect:
         return _error(400, "client_disconnected", "the client went away before the body was complete")
     except BodyTimeout as exc:
