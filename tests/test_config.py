@@ -167,7 +167,7 @@ def test_empty_file_gives_every_default() -> None:
     assert config.server == ServerConfig(host="127.0.0.1", port=8080, max_body_bytes=1_048_576, max_json_depth=64)
     assert config.database == DatabaseConfig(url=None, data_dir=Path(".alertbridge"))
     assert config.delivery == DeliveryConfig(
-        max_in_flight=16,
+        max_in_flight=64,
         timeout_seconds=10.0,
         max_age_seconds=86400.0,
         backoff_base_seconds=1.0,
