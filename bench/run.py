@@ -587,6 +587,18 @@ def stage_delivery(b: Bench, delivery: str = "") -> dict[str, Any]:
 STAGES = ("pgbench", "ingest", "delivery", "latency", "storm", "scale", "soak")
 
 
+def ensure_wrk() -> None:
+    """wrk (Debian's package) is the load generator: installed when missing and running as root."""
+    if shutil.which("wrk") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    log("installing Debian's wrk (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, timeout=600)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], check=False, env=env, timeout=600
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter stages, smaller data (a try, not the numbers)")
@@ -602,6 +614,7 @@ def main() -> int:
     unknown = set(stages) - set(STAGES)
     if unknown:
         parser.error(f"unknown stages: {', '.join(sorted(unknown))}")
+    ensure_wrk()
     import tempfile
 
     from stages import STAGE_FUNCTIONS, table
