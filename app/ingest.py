@@ -100,7 +100,8 @@ def prepare(route: Route, inbound: Inbound, limits: RenderLimits | None = None) 
     return Prepared(InboundStatus.PROCESSED, events=events)
 
 
-def _outbox_row(e: PlannedEvent) -> outbox.NewRow:
+def outbox_row(e: PlannedEvent) -> outbox.NewRow:
+    """The outbox row of a planned event (ingest, replay, and the policies' own plans)."""
     return outbox.NewRow(
         seq=e.seq,
         action=e.action,
@@ -118,21 +119,30 @@ def _outbox_row(e: PlannedEvent) -> outbox.NewRow:
     )
 
 
-def _history_entry(e: PlannedEvent, inbound_id: int, outbox_id: int | None) -> history.Entry:
+def history_entry(
+    e: PlannedEvent,
+    inbound_id: int | None,
+    outbox_id: int | None,
+    *,
+    by_policy: bool = False,
+    details: Mapping[str, Any] | None = None,
+) -> history.Entry:
+    """The alias-history row of a planned event (``by_policy``: a policy's own plan, not a webhook's)."""
+    policy = by_policy or e.by_policy
     return history.Entry(
         alias=e.alias,
         generation=e.generation,
-        origin=HistoryOrigin.POLICY if e.by_policy else HistoryOrigin.WEBHOOK,
+        origin=HistoryOrigin.POLICY if policy else HistoryOrigin.WEBHOOK,
         action=e.action,
         from_state=e.before.state if e.before else None,
         to_state=e.after.state if e.after else None,
         decision=e.decision.decision,
         reason_code=e.decision.code.value,
         reason=e.decision.reason,
-        actor="policy" if e.by_policy else None,
+        actor="policy" if policy else None,
         inbound_id=inbound_id,
         outbox_id=outbox_id,
-        details=e.details,
+        details={**e.details, **(details or {})},
     )
 
 
@@ -197,14 +207,14 @@ async def _apply(
         inbound_id=inbound_id,
         replay_id=replay_id,
         traceparent=traceparent,
-        rows=[_outbox_row(e) for e in result.events],
+        rows=[outbox_row(e) for e in result.events],
     )
     await aliases.write(conn, route.name, result.aliases, ids, now)
     await generations.write(conn, route.name, result.generations, now)
     await history.append(
         conn,
         route.name,
-        [_history_entry(e, inbound_id, ids.get(e.seq)) for e in result.events if e.touches_alias],
+        [history_entry(e, inbound_id, ids.get(e.seq)) for e in result.events if e.touches_alias],
         now,
     )
     if result.sends:
@@ -304,7 +314,7 @@ class _Writes:
         name = route.name
         self.sends = self.sends or result.sends
         for e in result.events:
-            self.outbox.append(outbox.BatchRow(ids[e.seq], inbound_id, name, traceparent, _outbox_row(e)))
+            self.outbox.append(outbox.BatchRow(ids[e.seq], inbound_id, name, traceparent, outbox_row(e)))
             if e.send and e.decision.code == Reason.CLOSE_DELAYED:
                 self.held[(name, e.alias)] = ids[e.seq]
         for w in result.aliases:
@@ -315,9 +325,7 @@ class _Writes:
             if earlier is not None and g.opening is None and earlier[1].opening is not None:
                 g = replace(g, opening=earlier[1].opening)  # the create that opened it came in an earlier webhook
             self.generations[key] = (name, g)
-        self.history += [
-            (name, _history_entry(e, inbound_id, ids.get(e.seq))) for e in result.events if e.touches_alias
-        ]
+        self.history += [(name, history_entry(e, inbound_id, ids.get(e.seq))) for e in result.events if e.touches_alias]
 
 
 async def commit(db: Database, batch: Sequence[Webhook]) -> list[Result]:

@@ -19,9 +19,8 @@ from alertbridge.core import policies as pol
 from alertbridge.core.lifecycle import LIVE, OPEN, SOURCE, AliasRecord, Reason, Verdict
 from alertbridge.core.plan import Plan, PlannedEvent, plan
 from alertbridge.db import Connection, Database
-from alertbridge.ingest import Route
+from alertbridge.ingest import Route, history_entry, outbox_row
 from alertbridge.limits import Event, EventError, normalize_event
-from alertbridge.models import HistoryOrigin, OutboxStatus
 from alertbridge.store import aliases, generations, history, inbound, outbox
 from alertbridge.store import silences as silences_store
 
@@ -65,49 +64,12 @@ async def _write(conn: Connection, route: Route, result: Plan, now: datetime, de
         integration=route.name,
         inbound_id=None,
         traceparent=None,
-        rows=[
-            outbox.NewRow(
-                seq=e.seq,
-                action=e.action,
-                alias=e.alias,
-                opsgenie_alias=e.opsgenie_alias,
-                generation=e.generation,
-                payload=e.event.fields,
-                cuts=e.cuts,
-                decision=e.decision.decision,
-                reason=e.decision.reason,
-                reason_code=e.decision.code.value,
-                status=OutboxStatus.PENDING if e.send else OutboxStatus.SKIPPED,
-                not_before=e.due_at,
-                priority=e.priority,
-            )
-            for e in result.events
-        ],
+        rows=[outbox_row(e) for e in result.events],
     )
     await aliases.write(conn, route.name, result.aliases, ids, now, seen=False)
     await generations.write(conn, route.name, result.generations, now)
-    await history.append(
-        conn,
-        route.name,
-        [
-            history.Entry(
-                alias=e.alias,
-                generation=e.generation,
-                origin=HistoryOrigin.POLICY,
-                action=e.action,
-                from_state=e.before.state if e.before else None,
-                to_state=e.after.state if e.after else None,
-                decision=e.decision.decision,
-                reason_code=e.decision.code.value,
-                reason=e.decision.reason,
-                actor="policy",
-                outbox_id=ids.get(e.seq),
-                details={**e.details, **details},
-            )
-            for e in result.events
-        ],
-        now,
-    )
+    entries = [history_entry(e, None, ids.get(e.seq), by_policy=True, details=details) for e in result.events]
+    await history.append(conn, route.name, entries, now)
     if result.sends:
         await outbox.notify(conn)
     for e in result.events:

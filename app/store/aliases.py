@@ -29,8 +29,9 @@ async def lock(conn: Connection, integration: str, aliases: Sequence[str]) -> No
         await conn.execute(_LOCK, {"keys": keys})
 
 
-_LOAD = """
-SELECT a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
+#: An alias's record (``AliasRecord``'s fields), as ``load`` and ``load_many`` read it.
+_RECORD = """
+       a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
        a.acknowledged_by, a.closed_by, a.closed_in_opsgenie, a.suppressed, a.close_due_at, a.flaps,
        (SELECT g.priority FROM generations g
         WHERE g.integration = a.integration AND g.alias = a.alias AND g.generation = a.generation) AS priority,
@@ -38,6 +39,9 @@ SELECT a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, 
                WHERE o.integration = a.integration AND o.alias = a.alias
                  AND o.generation = a.generation AND o.action = 'create'
                  AND o.status = 'pending') AS create_pending
+"""
+_LOAD = f"""
+SELECT a.alias, {_RECORD}
 FROM aliases a WHERE a.integration = %(i)s AND a.alias = ANY(%(aliases)s::text[])
 """
 
@@ -140,15 +144,8 @@ async def lock_many(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         await conn.execute(_LOCK, {"keys": ordered})
 
 
-_LOAD_MANY = """
-SELECT a.integration, a.alias, a.state, a.generation, a.count, a.opened_at, a.acknowledged_at, a.closed_at,
-       a.acknowledged_by, a.closed_by, a.closed_in_opsgenie, a.suppressed, a.close_due_at, a.flaps,
-       (SELECT g.priority FROM generations g
-        WHERE g.integration = a.integration AND g.alias = a.alias AND g.generation = a.generation) AS priority,
-       EXISTS (SELECT 1 FROM outbox o
-               WHERE o.integration = a.integration AND o.alias = a.alias
-                 AND o.generation = a.generation AND o.action = 'create'
-                 AND o.status = 'pending') AS create_pending
+_LOAD_MANY = f"""
+SELECT a.integration, a.alias, {_RECORD}
 FROM unnest(%(i)s::text[], %(aliases)s::text[]) AS k(integration, alias)
 JOIN aliases a ON a.integration = k.integration AND a.alias = k.alias
 """
