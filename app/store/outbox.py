@@ -233,24 +233,34 @@ _OLDER_UNFINISHED = """EXISTS (
           WHERE p.integration = o.integration AND p.alias = o.alias AND p.id < o.id
             AND p.status IN ('pending', 'in_flight'))"""
 
-_CLAIM = f"""
+
+def _claim_sql(which: str, order: str, limit: str = "%(limit)s", returning: str = _RETURNING_CLAIM) -> str:
+    """A claim: due rows (``which``: the extra conditions), never one behind an unfinished older row of its alias,
+    locked with SKIP LOCKED and leased to the worker in one statement."""
+    return f"""
 WITH due AS (
     SELECT o.id, o.status AS was FROM outbox o
     WHERE o.status IN ('pending', 'in_flight')
-      AND o.next_attempt_at <= now()
       AND (o.status = 'pending' OR o.lease_until < now())
-      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
-      AND o.integration <> ALL(%(paced)s::text[])
+      {which}
       AND NOT {_OLDER_UNFINISHED}
-    ORDER BY o.next_attempt_at, o.id
-    LIMIT %(limit)s
+    ORDER BY {order}
+    LIMIT {limit}
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
                     lease_until = now() + make_interval(secs => %(lease)s)
 FROM due WHERE o.id = due.id
-{_RETURNING_CLAIM}
+{returning}
 """
+
+
+_CLAIM = _claim_sql(
+    f"""AND o.next_attempt_at <= now()
+      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
+      AND o.integration <> ALL(%(paced)s::text[])""",
+    "o.next_attempt_at, o.id",
+)
 
 
 async def claim(
@@ -282,24 +292,12 @@ async def claim(
     return claimed
 
 
-_CLAIM_PACED = f"""
-WITH due AS (
-    SELECT o.id, o.status AS was FROM outbox o
-    WHERE o.status IN ('pending', 'in_flight')
-      AND o.next_attempt_at <= now()
-      AND (o.status = 'pending' OR o.lease_until < now())
+_CLAIM_PACED = _claim_sql(
+    f"""AND o.next_attempt_at <= now()
       AND o.integration = ANY(%(mine)s::text[])
-      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})
-      AND NOT {_OLDER_UNFINISHED}
-    ORDER BY o.priority, o.next_attempt_at, o.id
-    LIMIT %(limit)s
-    FOR UPDATE OF o SKIP LOCKED
+      AND o.integration NOT IN ({targets.HELD_INTEGRATIONS})""",
+    "o.priority, o.next_attempt_at, o.id",
 )
-UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
-                    lease_until = now() + make_interval(secs => %(lease)s)
-FROM due WHERE o.id = due.id
-{_RETURNING_CLAIM}
-"""
 
 
 async def claim_paced(
@@ -332,22 +330,7 @@ async def claim_paced(
     return claimed
 
 
-_CLAIM_PROBE = f"""
-WITH due AS (
-    SELECT o.id, o.status AS was FROM outbox o
-    WHERE o.integration = ANY(%(integrations)s::text[])
-      AND o.status IN ('pending', 'in_flight')
-      AND (o.status = 'pending' OR o.lease_until < now())
-      AND NOT {_OLDER_UNFINISHED}
-    ORDER BY o.id
-    LIMIT 1
-    FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE outbox o SET status = 'in_flight', claimed_by = %(worker)s,
-                    lease_until = now() + make_interval(secs => %(lease)s)
-FROM due WHERE o.id = due.id
-{_RETURNING}
-"""
+_CLAIM_PROBE = _claim_sql("AND o.integration = ANY(%(integrations)s::text[])", "o.id", "1", _RETURNING)
 
 
 async def claim_probe(
