@@ -279,11 +279,15 @@ def stage_soak(b: Bench, args: Any) -> dict[str, Any]:
     b.serve()
     pids = [p for p in b.pids("serve")]
     samples: list[dict[str, Any]] = []
+    sampler = Sampler(b)  # webhooks stored and the backlog, every 5 s: is the rate sustained?
     t0 = time.monotonic()
+    last = {"t": -1}
 
     def tick(_elapsed: float) -> None:
-        if int(_elapsed) % 5:
+        if int(_elapsed) % 5 or int(_elapsed) == last["t"]:
             return
+        last["t"] = int(_elapsed)
+        sampler()
         row: dict[str, Any] = {"t": round(time.monotonic() - t0)}
         for p in pids:
             try:
@@ -320,6 +324,7 @@ def stage_soak(b: Bench, args: Any) -> dict[str, Any]:
         "drain_s": round(drained, 1) if drained is not None else None,
         "rss": per_process,
         "samples": samples,
+        "stored_per_5s": [{"t": r["t"], "stored": r["stored"], "backlog": r["backlog"]} for r in sampler.rows],
         "other_load": other,
     }
 
