@@ -43,15 +43,15 @@ def default_max_connections() -> int:
     return max(16, min(10_000, soft - RESERVED_FDS))
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for every request head."""
+class _HeadDeadline:
+    """The timer behind a deadline for every request head (the protocols below set and clear it)."""
 
     header_timeout: float = 10.0  # set per server by ``protocol_class``
+    loop: asyncio.AbstractEventLoop
+    _header_timer: asyncio.TimerHandle | None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._arm()
+    def _header_deadline(self) -> None:
+        raise NotImplementedError
 
     def _arm(self) -> None:
         self._disarm()
@@ -62,6 +62,15 @@ class GuardedH11Protocol(H11Protocol):
         if timer is not None:
             timer.cancel()
             self._header_timer = None
+
+
+class GuardedH11Protocol(_HeadDeadline, H11Protocol):
+    """uvicorn's h11 protocol with a deadline for every request head."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -89,11 +98,9 @@ class GuardedH11Protocol(H11Protocol):
 _431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C: a fraction of h11's cost per request) with the same guards as
     ``GuardedH11Protocol``: a deadline for every request head, and heads capped at ``MAX_HEADER_BYTES`` (431)."""
-
-    header_timeout: float = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -101,16 +108,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # waiting for (the rest of) a request head
         self._head_bytes = 0
         self._arm()
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._header_deadline)
-
-    def _disarm(self) -> None:
-        timer = getattr(self, "_header_timer", None)
-        if timer is not None:
-            timer.cancel()
-            self._header_timer = None
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
