@@ -67,15 +67,6 @@ def priority_list(value: Any, path: str, ctx: Ctx) -> tuple[str, ...]:
     return tuple(out)
 
 
-def string_list(value: Any, path: str, ctx: Ctx) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ctx.error(path, f"must be an array of strings (got {type_name(value)})")
-    items = [ctx.check(string(), item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if any(item is MISSING for item in items):
-        raise Reported
-    return tuple(items)
-
-
 def globs(value: Any, path: str, ctx: Ctx) -> Mapping[str, str]:
     """A free-form table: a key of the event's `details` -> a glob its value must match."""
     if not isinstance(value, dict):

@@ -15,7 +15,6 @@ from alertbridge.config.policies import (
     every,
     globs,
     priority_list,
-    string_list,
     timestamp,
     timezone_name,
 )
@@ -128,7 +127,7 @@ POLICIES: dict[str, Check] = {
 SILENCE: dict[str, Check] = {
     "integration": name,
     "alias": string(),
-    "tags": string_list,
+    "tags": names,
     "priorities": priority_list,
     "details": globs,  # a free-form table, checked as one value
     "starts_at": timestamp,
