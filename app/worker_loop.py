@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -39,9 +39,7 @@ class WorkerLoop:
     _recording: dict[int, asyncio.Task[object]]
     _next_probe_check: float
     _pace_wait: float | None = None  # a paced target has its next token in this many seconds
-
-    async def _guarded(self, row: outbox.Claimed) -> None:
-        raise NotImplementedError
+    _guarded: Callable[[outbox.Claimed], Awaitable[None]]  # one row, start to end (delivery.Worker)
 
     def wake(self) -> None:
         self._wake.set()

@@ -19,6 +19,7 @@ import logging
 import resource
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -49,9 +50,7 @@ class _HeadDeadline:
     header_timeout: float = 10.0  # set per server by ``protocol_class``
     loop: asyncio.AbstractEventLoop
     _header_timer: asyncio.TimerHandle | None
-
-    def _header_deadline(self) -> None:
-        raise NotImplementedError
+    _header_deadline: Callable[[], None]  # what each protocol does when the deadline passes
 
     def _arm(self) -> None:
         self._disarm()
