@@ -179,6 +179,33 @@ async def prepare_async(route: Route, inbound: Inbound) -> Prepared:
     return prepared
 
 
+async def _plan(
+    conn: Connection,
+    route: Route,
+    events: list[Event],
+    records: dict[str, AliasRecord | None],
+    now: datetime,
+    batch: _Writes | None = None,
+) -> Plan:
+    """``plan``, then settle its flaps (caller's transaction, holding the aliases' locks): a flap cancels the alias's
+    held close. One held by an earlier webhook of the same ``batch`` is not committed yet, so it is cancelled there
+    by id; a committed one is cancelled in Postgres, and one a worker took meanwhile (its delay ran out) is being
+    sent: then the events are planned again without it. Rare, so the round trip is paid only then."""
+    result = plan(events, records, route.spec, now)
+    flapped = sorted({e.alias for e in result.events if e.cancels_close})
+    if not flapped:
+        return result
+    ours = {a for a in flapped if batch is not None and (route.name, a) in batch.held}
+    if batch is not None:
+        batch.cancelled += [batch.held.pop((route.name, a)) for a in ours]
+    others = [a for a in flapped if a not in ours]
+    missed = set(others) - await outbox.cancel_delayed_closes(conn, route.name, others)
+    if not missed:
+        return result
+    records = {a: replace(r, close_due_at=None) if a in missed and r is not None else r for a, r in records.items()}
+    return plan(events, records, route.spec, now)
+
+
 async def _apply(
     conn: Connection,
     route: Route,
@@ -194,13 +221,7 @@ async def _apply(
     keys = alias_keys(events)
     await aliases.lock(conn, route.name, keys)
     records = await aliases.load(conn, route.name, keys)
-    result = plan(events, records, route.spec, now)
-    flapped = sorted({e.alias for e in result.events if e.cancels_close})
-    if flapped:  # a flap cancels the held close; one a worker took meanwhile is being sent: plan again without it
-        missed = set(flapped) - await outbox.cancel_delayed_closes(conn, route.name, flapped)
-        if missed:
-            records = {a: replace(r, close_due_at=None) if a in missed else r for a, r in records.items()}
-            result = plan(events, records, route.spec, now)
+    result = await _plan(conn, route, events, dict(records), now)
     ids = await outbox.insert(
         conn,
         integration=route.name,
@@ -372,19 +393,7 @@ async def commit(db: Database, batch: Sequence[Webhook]) -> list[Result]:
                 continue
             name = w.route.name
             records = {a: current.get((name, a)) for a in alias_keys(w.prepared.events)}
-            result = plan(w.prepared.events, records, w.route.spec, now)
-            flapped = sorted({e.alias for e in result.events if e.cancels_close})
-            if flapped:  # a flap cancels the held close (as in ``_apply``; rare, so its round trip is paid here)
-                ours = {a for a in flapped if (name, a) in writes.held}  # held by an earlier webhook of this batch
-                writes.cancelled += [writes.held.pop((name, a)) for a in ours]
-                others = [a for a in flapped if a not in ours]
-                missed = set(others) - await outbox.cancel_delayed_closes(conn, name, others)
-                if missed:  # a worker took it meanwhile (its delay ran out): it is being sent; plan without it
-                    records = {
-                        a: replace(r, close_due_at=None) if a in missed and r is not None else r
-                        for a, r in records.items()
-                    }
-                    result = plan(w.prepared.events, records, w.route.spec, now)
+            result = await _plan(conn, w.route, w.prepared.events, records, now, writes)
             metrics.policies_planned(name, result)
             for e in result.events:  # the next webhook of the batch sees what this one decided
                 if e.touches_alias:
