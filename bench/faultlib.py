@@ -112,6 +112,40 @@ def machine() -> dict[str, Any]:
     }
 
 
+def child_env(db_url: str, log_level: str = "WARNING") -> dict[str, str]:
+    """The environment of a process a benchmark starts: ours without any alertbridge setting but the database's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["ALERTBRIDGE_DATABASE_URL"] = db_url
+    env["ALERTBRIDGE_LOG_LEVEL"] = log_level
+    return env
+
+
+def spawn(
+    tmp: Path, procs: dict[str, subprocess.Popen[bytes]], name: str, args: list[str], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``python args...`` in ``tmp``, its output in ``<tmp>/<name>.log``, kept in ``procs`` (to stop it later)."""
+    out = open(tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+    procs[name] = proc
+    return proc
+
+
+def start_database_and_emulator(
+    tmp: Path, spawn_: Callable[[str, list[str]], subprocess.Popen[bytes]]
+) -> tuple[str, str]:
+    """An embedded PostgreSQL in ``<tmp>/data`` (migrated) and the fast emulator: (database URL, emulator URL)."""
+    from alertbridge import embedded
+    from alertbridge.db import migrate
+
+    log(f"temp dir {tmp}")
+    db_url = embedded.start(tmp / "data", "alertbridge", cleanup="delete")
+    migrate(db_url)
+    eport = free_port()
+    spawn_("emulator", [str(BENCH / "fast_emulator.py"), "--port", str(eport), "--api-key", API_KEY])
+    return db_url, f"http://127.0.0.1:{eport}"
+
+
 @dataclass
 class Stack:
     delivery: str = ""
@@ -128,30 +162,15 @@ class Stack:
     ours_at_start: int = 0
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
-        env["ALERTBRIDGE_DATABASE_URL"] = self.db_url
-        env["ALERTBRIDGE_LOG_LEVEL"] = "WARNING"
-        return env
+        return child_env(self.db_url)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, *args], env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
-        )
-        self.procs[name] = proc
-        return proc
+        return spawn(self.tmp, self.procs, name, args, self.env())
 
     def start(self) -> None:
-        from alertbridge import embedded
-        from alertbridge.db import migrate
-
-        log(f"temp dir {self.tmp}")
-        self.db_url = embedded.start(self.tmp / "data", "alertbridge", cleanup="delete")
-        migrate(self.db_url)
-        eport, sport = free_port(), free_port()
-        self.emulator = f"http://127.0.0.1:{eport}"
+        self.db_url, self.emulator = start_database_and_emulator(self.tmp, self._spawn)
+        sport = free_port()
         self.base = f"http://127.0.0.1:{sport}"
-        self._spawn("emulator", [str(BENCH / "fast_emulator.py"), "--port", str(eport), "--api-key", API_KEY])
         (self.tmp / "bench.toml").write_text(config_text(self.emulator, self.delivery, self.server, self.target))
         args = ["-m", "alertbridge.cli", "serve", "--no-migrate", "--config", str(self.tmp / "bench.toml")]
         args += ["--port", str(sport)] + ([] if self.worker_in_serve else ["--no-worker"])

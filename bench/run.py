@@ -89,30 +89,13 @@ class Bench:
     log_level: str = "INFO"  # serve's default: one access-log line per request, as in production
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBRIDGE_") and k != "DATABASE_URL"}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env["ALERTBRIDGE_DATABASE_URL"] = self.db_url
-        env["ALERTBRIDGE_LOG_LEVEL"] = self.log_level
-        return env
+        return faultlib.child_env(self.db_url, self.log_level)
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, *args], env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
-        )
-        self.procs[name] = proc
-        return proc
+        return faultlib.spawn(self.tmp, self.procs, name, args, self.env())
 
     def start(self) -> None:
-        from alertbridge import embedded
-        from alertbridge.db import migrate
-
-        log(f"temp dir {self.tmp}")
-        self.db_url = embedded.start(self.tmp / "data", "alertbridge", cleanup="delete")
-        migrate(self.db_url)
-        eport = free_port()
-        self.emulator = f"http://127.0.0.1:{eport}"
-        self.spawn("emulator", [str(BENCH / "fast_emulator.py"), "--port", str(eport), "--api-key", API_KEY])
+        self.db_url, self.emulator = faultlib.start_database_and_emulator(self.tmp, self.spawn)
         wait_http(f"{self.emulator}/_bench/counts", "emulator")
 
     def serve(self, *, workers: int = 1, worker: bool = True, server: str = "", delivery: str = "") -> None:
