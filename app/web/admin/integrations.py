@@ -100,20 +100,21 @@ async def remove_token(request: Request, session: Session) -> Response:
     return redirect(request, f"/integrations/{name}", "Token removed: it no longer works.")
 
 
+async def _set_enabled(request: Request, session: Session, enabled: bool, message: str) -> Response:
+    name = request.path_params["name"]
+    await service.set_enabled(db_of(request), session.actor, name, enabled)
+    await registry_of(request).reload(db_of(request))
+    return redirect(request, f"/integrations/{name}", message)
+
+
 @page(write=True)
 async def enable(request: Request, session: Session) -> Response:
-    name = request.path_params["name"]
-    await service.set_enabled(db_of(request), session.actor, name, True)
-    await registry_of(request).reload(db_of(request))
-    return redirect(request, f"/integrations/{name}", "Enabled: webhooks are accepted again.")
+    return await _set_enabled(request, session, True, "Enabled: webhooks are accepted again.")
 
 
 @page(write=True)
 async def disable(request: Request, session: Session) -> Response:
-    name = request.path_params["name"]
-    await service.set_enabled(db_of(request), session.actor, name, False)
-    await registry_of(request).reload(db_of(request))
-    return redirect(request, f"/integrations/{name}", "Disabled: its webhooks are answered 404.")
+    return await _set_enabled(request, session, False, "Disabled: its webhooks are answered 404.")
 
 
 @page(write=True)
