@@ -165,3 +165,27 @@ def test_an_api_key_needs_the_secret_key(database_url: str, db: psycopg.Connecti
         assert r.status_code == 422 and "ALERTBRIDGE_SECRET_KEY is not set" in r.text
         assert db.execute("SELECT count(*) FROM integrations WHERE name = 'cron'").fetchone() == (0,)
         assert "secret-key-1" not in r.text
+
+
+def test_disable_and_enable_an_integration_in_the_console(console: Console, db: psycopg.Connection) -> None:
+    created = console.api(
+        "POST", "/integrations", json={"name": "cron", "template": "generic", "base_url": console.emulator.base_url}
+    )
+    assert created.status_code == 201, created.text
+    source = created.json()["token"]
+    body = {"action": "create", "alias": "toggle", "message": "m"}
+    with client(console.base_url) as c:
+        login(c)
+        token = csrf_of(c, "/console/integrations/cron")
+        r = c.post("/console/integrations/cron/disable", data={"csrf_token": token})
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/integrations/cron")
+        assert "Disabled" in c.get(r.headers["location"]).text
+        assert console.webhook("cron", body, token=source).status_code == 404
+        r = c.post("/console/integrations/cron/enable", data={"csrf_token": token})
+        assert r.status_code == 303
+        assert "Enabled" in c.get(r.headers["location"]).text
+        assert console.webhook("cron", body, token=source).status_code == 202
+        # What the config file declares stays the file's: the console refuses, and says so.
+        assert c.post("/console/integrations/generic/disable", data={"csrf_token": token}).status_code == 409
+    actions = [a for (a,) in db.execute("SELECT action FROM admin_audit ORDER BY id")]
+    assert actions[-2:] == ["integration.disable", "integration.enable"], actions
